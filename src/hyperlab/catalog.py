@@ -1,0 +1,30 @@
+"""The images hyperlab knows how to build, and what each can do.
+
+Pure facts used by validation and planning; the builders live in `hyperlab.images`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    os: Literal["linux", "windows"]
+    boot: Literal["kernel", "disk"]  # kernel: direct kernel boot from the store; disk: firmware boots the disk
+    can_nest: bool  # can host its own guests (libvirt+QEMU inside, or the Hyper-V role)
+    build_hint: str
+
+
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("debian-12", "linux", "kernel", True, "lab image build debian-12"),
+        ImageSpec("tiny", "linux", "kernel", False, "lab image build tiny"),
+        ImageSpec("windows-server-2019", "windows", "disk", True, "lab image build windows-server-2019 --iso PATH"),
+        ImageSpec("windows-server-2022", "windows", "disk", True, "lab image build windows-server-2022 --iso PATH"),
+        ImageSpec("windows-server-2025", "windows", "disk", True, "lab image build windows-server-2025 --iso PATH"),
+    )
+}

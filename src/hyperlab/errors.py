@@ -1,0 +1,40 @@
+"""Problems a user can cause, each tied to a place in a file.
+
+Library code raises `LabError` with every problem it found; only the CLI prints and exits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class LabError(Exception):
+    """One or more user mistakes; `str()` gives one line per problem."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(Exception):
+    """A mistake that is not in a file (an argument, a missing lab): one line with the fix."""
+
+
+def display_path(path: Path) -> str:
+    """Paths relative to the working directory when below it: shorter, and what the user typed."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

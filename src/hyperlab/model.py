@@ -1,0 +1,249 @@
+"""The lab model: topologies (machines and wires) and labs (exercises on a topology).
+
+Field-level rules (types, units, name syntax) live here; rules that relate fields to each
+other (a NIC's network exists, an IP sits inside its network, no `requires` cycle) live in
+`hyperlab.validate`, so that every problem can be reported with its YAML line.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+SIZE_UNITS = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]iB)\s*$")
+
+
+def parse_size(value: object) -> int:
+    """'4GiB' -> bytes. Only binary units: '4GB' is ambiguous in a course about disks."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"a size needs a unit, such as 4GiB or 512MiB (got {value!r})")
+    match = _SIZE_RE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a size; write a number and one of KiB, MiB, GiB, TiB, such as 4GiB")
+    number, unit = match.groups()
+    size = int(float(number) * SIZE_UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"{value!r} is not a positive size")
+    return size
+
+
+def format_size(size: int) -> str:
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size % SIZE_UNITS[unit] == 0:
+            return f"{size // SIZE_UNITS[unit]}{unit}"
+    return f"{size}B"
+
+
+Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
+
+# NetBIOS/Windows computer names: at most 15 characters, letters, digits and hyphens, not all
+# digits. libvirt takes anything we prefix, so Windows is the stricter rule and applies to all.
+_NODE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?$")
+_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,38}[a-z0-9]?$")
+_NET_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
+_FQDN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+_NETBIOS_DOMAIN_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,14}$")
+
+
+def _node_name(value: str) -> str:
+    if not _NODE_NAME_RE.match(value):
+        raise ValueError(
+            f"node name {value!r} is not a valid computer name: use 1-15 letters, digits or hyphens,"
+            " not starting or ending with a hyphen (Windows NetBIOS rule)"
+        )
+    if value.isdigit():
+        raise ValueError(f"node name {value!r} cannot be all digits (Windows rule)")
+    return value
+
+
+def _ident(value: str) -> str:
+    if not _ID_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use 1-40 lowercase letters, digits and single hyphens,"
+            " starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _net_name(value: str) -> str:
+    if not _NET_NAME_RE.match(value):
+        raise ValueError(f"network name {value!r} must be 1-31 lowercase letters, digits or hyphens, starting with a letter")
+    return value
+
+
+def _mac(value: str) -> str:
+    value = value.lower()
+    if not _MAC_RE.match(value):
+        raise ValueError(f"{value!r} is not a MAC address such as 52:54:00:12:34:56")
+    if int(value[:2], 16) & 1:
+        raise ValueError(f"{value!r} is a multicast MAC address; a NIC needs a unicast one (first byte even)")
+    return value
+
+
+def _fqdn(value: str) -> str:
+    if not _FQDN_RE.match(value):
+        raise ValueError(f"{value!r} is not a lowercase DNS domain name such as kosa.vm")
+    return value
+
+
+def _netbios_domain(value: str) -> str:
+    if not _NETBIOS_DOMAIN_RE.match(value):
+        raise ValueError(f"NetBIOS domain name {value!r} must be 1-15 uppercase letters, digits or hyphens")
+    return value
+
+
+NodeName = Annotated[str, AfterValidator(_node_name)]
+Ident = Annotated[str, AfterValidator(_ident)]
+NetName = Annotated[str, AfterValidator(_net_name)]
+Mac = Annotated[str, AfterValidator(_mac)]
+Fqdn = Annotated[str, AfterValidator(_fqdn)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are mistakes (a typo would otherwise silently do nothing)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Strict):
+    """Course text in both languages; Korean is the course's first language."""
+
+    ko: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- topology
+
+
+class Network(Strict):
+    cidr: IPv4Network
+    mode: Literal["nat", "isolated", "route", "bridge"] = "isolated"
+    host: IPv4Address | None = Field(
+        None, description="The host side's address as the lesson shows it (e.g. VMware's NAT at .2)."
+    )
+    gateway: IPv4Address | None = Field(
+        None, description="Default gateway for nodes on this network; defaults to `host` for nat and route networks."
+    )
+    dhcp: bool = False
+    dns: list[IPv4Address] = Field(default_factory=list, description="DNS servers nodes on this network use.")
+    bridge: str | None = Field(None, description="mode bridge only: the existing host bridge to attach to.")
+
+    @property
+    def effective_gateway(self) -> IPv4Address | None:
+        if self.gateway is not None:
+            return self.gateway
+        return self.host if self.mode in ("nat", "route") else None
+
+
+class Nic(Strict):
+    network: NetName
+    ip: IPv4Address | None = Field(None, description="The address the lesson gives this NIC.")
+    mac: Mac | None = None
+    set_by: Literal["lab", "student"] = Field(
+        "lab", description="`student`: the address is part of the exercise; the lab leaves the NIC unconfigured."
+    )
+
+
+class Disk(Strict):
+    size: Size
+
+
+class NodeDefaults(Strict):
+    image: str | None = None
+    vcpus: int | None = Field(None, ge=1, le=64)
+    memory: Size | None = None
+    firmware: Literal["bios", "uefi"] | None = None
+    channel: Literal["agent", "winrm", "ssh"] | None = None
+    credentials: str | None = None
+
+
+class Node(Strict):
+    image: str
+    vcpus: int = Field(1, ge=1, le=64)
+    memory: Size = 1 << 30
+    disks: list[Disk] = Field(default_factory=list)
+    nics: list[Nic] = Field(default_factory=list)
+    nested: bool = Field(False, description="Hosts its own guests: exposes hardware virtualization (vmx/svm).")
+    firmware: Literal["bios", "uefi"] = "bios"
+    secure_boot: bool = False
+    tpm: bool = Field(False, description="A TPM 2.0 (swtpm) device.")
+    roles: list[str] = Field(default_factory=list)
+    channel: Literal["agent", "winrm", "ssh"] = "agent"
+    credentials: str | None = Field(None, description="Name of the secret holding this node's admin credentials.")
+    first_boot: list[str] = Field(default_factory=list, description="Scripts run once at first boot, relative to the YAML file.")
+
+
+class Domain(Strict):
+    fqdn: Fqdn
+    netbios: Annotated[str, AfterValidator(_netbios_domain)]
+
+
+class Topology(Strict):
+    name: Ident
+    description: str | None = None
+    networks: dict[NetName, Network] = Field(min_length=1)
+    defaults: NodeDefaults | None = None
+    nodes: dict[NodeName, Node] = Field(min_length=1)
+    domain: Domain | None = None
+
+
+# ---------------------------------------------------------------- lab
+
+
+class Action(Strict):
+    """A start-state action: run a script on nodes before the student begins."""
+
+    nodes: list[NodeName] = Field(min_length=1)
+    run: str = Field(min_length=1, description="Script path relative to the lab folder.")
+
+
+class Step(Strict):
+    id: Ident
+    title: Text
+    points: int = Field(ge=0, le=1000)
+    requires: list[Ident] = Field(default_factory=list)
+    nodes: list[str] = Field(default_factory=list, description="Nodes or nested guests the step is about.")
+    hint: Text | None = None
+    solution: str | None = Field(None, description="Reference solution script, relative to the lab folder.")
+
+
+class Switch(Strict):
+    """A virtual switch inside nested hosts (a Hyper-V switch, a Linux bridge)."""
+
+    kind: Literal["external", "internal", "private"]
+    uplink: NetName | None = Field(None, description="external only: the topology network the switch bridges to.")
+    cidr: IPv4Network | None = Field(None, description="internal/private: the addresses guests use on it.")
+    hosts: list[NodeName] = Field(min_length=1)
+
+
+class GuestNic(Strict):
+    switch: str
+    ip: IPv4Interface | None = None
+    gateway: IPv4Address | None = None
+
+
+class Guest(Strict):
+    """A guest the student creates inside a nested host; named so checkers and docs can refer to it."""
+
+    host: NodeName
+    image: str | None = None
+    memory: Size | None = None
+    nics: list[GuestNic] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+
+
+class Lab(Strict):
+    id: Ident
+    title: Text
+    summary: Text | None = None
+    topology: Ident = Field(description="Name of a file in topologies/ (without .yaml).")
+    variables: dict[str, str | int | bool] = Field(default_factory=dict)
+    switches: dict[str, Switch] = Field(default_factory=dict)
+    guests: dict[NodeName, Guest] = Field(default_factory=dict)
+    start: list[Action] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)

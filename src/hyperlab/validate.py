@@ -1,0 +1,271 @@
+"""Rules that relate one part of a topology or lab to another. Pure: models in, problems out.
+
+Each rule returns every problem it sees (not just the first), each placed at the YAML line
+the user has to change.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+
+from hyperlab.catalog import IMAGES
+from hyperlab.errors import Problem
+from hyperlab.model import Lab, Topology
+from hyperlab.yamlsrc import Source
+
+
+def _names(items: object) -> str:
+    return ", ".join(sorted(items)) or "none"  # type: ignore[call-overload]
+
+
+def _address_problem(ip: IPv4Address, cidr: IPv4Network) -> str | None:
+    if ip not in cidr:
+        return f"{ip} is outside the network's {cidr}"
+    if cidr.prefixlen < 31 and ip == cidr.network_address:
+        return f"{ip} is the network address of {cidr}; use a host address"
+    if cidr.prefixlen < 31 and ip == cidr.broadcast_address:
+        return f"{ip} is the broadcast address of {cidr}; use a host address"
+    return None
+
+
+def topology_problems(topo: Topology, src: Source) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _network_rules(topo, src)
+    problems += _node_rules(topo, src)
+    problems += _nic_rules(topo, src)
+    return problems
+
+
+def _network_rules(topo: Topology, src: Source) -> list[Problem]:
+    problems = []
+    seen: dict[IPv4Network, str] = {}
+    for name, net in topo.networks.items():
+        at = ("networks", name)
+        for other_cidr, other in seen.items():
+            if net.cidr.overlaps(other_cidr):
+                problems.append(src.problem((*at, "cidr"), f"networks.{name}: {net.cidr} overlaps network {other!r} ({other_cidr}); give each network its own range"))
+        seen[net.cidr] = name
+        for field in ("host", "gateway"):
+            ip = getattr(net, field)
+            if ip is not None and (why := _address_problem(ip, net.cidr)):
+                problems.append(src.problem((*at, field), f"networks.{name}.{field}: {why}"))
+        if net.mode == "bridge":
+            if net.bridge is None:
+                problems.append(src.problem((*at, "mode"), f"networks.{name}: mode bridge needs `bridge:` naming an existing host bridge such as br0"))
+            if net.host is not None:
+                problems.append(src.problem((*at, "host"), f"networks.{name}: a bridged network's host side is the real LAN; remove `host:`"))
+        elif net.bridge is not None:
+            problems.append(src.problem((*at, "bridge"), f"networks.{name}: `bridge:` is only for mode bridge (this network is {net.mode})"))
+        if net.mode in ("nat", "route") and net.host is None:
+            problems.append(src.problem((*at, "mode"), f"networks.{name}: mode {net.mode} needs `host:`, the address that forwards for the guests"))
+        if net.dhcp and net.host is None:
+            problems.append(src.problem((*at, "dhcp"), f"networks.{name}: DHCP is served from the host side; set `host:` or `dhcp: false`"))
+    return problems
+
+
+def _node_rules(topo: Topology, src: Source) -> list[Problem]:
+    problems = []
+    lower: dict[str, str] = {}
+    for name, node in topo.nodes.items():
+        at = ("nodes", name)
+        if name.lower() in lower:
+            problems.append(src.problem(at, f"nodes.{name}: same computer name as {lower[name.lower()]!r} (Windows names ignore case)", key=True))
+        lower.setdefault(name.lower(), name)
+        spec = IMAGES.get(node.image)
+        if spec is None:
+            problems.append(src.problem((*at, "image"), f"nodes.{name}.image: unknown image {node.image!r}; known images: {_names(IMAGES)}"))
+        elif node.nested and not spec.can_nest:
+            hosts = _names(n for n, s in IMAGES.items() if s.can_nest)
+            problems.append(src.problem((*at, "nested"), f"nodes.{name}: image {node.image!r} cannot host nested guests; use one of {hosts}"))
+        if node.secure_boot and node.firmware != "uefi":
+            problems.append(src.problem((*at, "secure_boot"), f"nodes.{name}: secure boot needs `firmware: uefi`"))
+        if "domain-controller" in node.roles and topo.domain is None:
+            problems.append(src.problem((*at, "roles"), f"nodes.{name}: a domain controller needs a top-level `domain:` (fqdn, netbios)"))
+        if node.channel in ("winrm", "ssh") and not any(nic.ip and nic.set_by == "lab" for nic in node.nics):
+            problems.append(src.problem((*at, "channel"), f"nodes.{name}: channel {node.channel} needs a NIC whose address the lab sets (ip with set_by: lab)"))
+        folder = src.path.parent
+        for i, script in enumerate(node.first_boot):
+            if not (folder / script).is_file():
+                problems.append(src.problem((*at, "first_boot", i), f"nodes.{name}.first_boot: {script} not found next to {src.path.name}"))
+    return problems
+
+
+def _nic_rules(topo: Topology, src: Source) -> list[Problem]:
+    problems = []
+    ips: dict[tuple[str, IPv4Address], str] = {}
+    macs: dict[str, str] = {}
+    for name, node in topo.nodes.items():
+        for i, nic in enumerate(node.nics):
+            at = ("nodes", name, "nics", i)
+            here = f"nodes.{name}.nics[{i}]"
+            net = topo.networks.get(nic.network)
+            if net is None:
+                problems.append(src.problem((*at, "network"), f"{here}: unknown network {nic.network!r}; networks: {_names(topo.networks)}"))
+            elif nic.ip is not None:
+                if why := _address_problem(nic.ip, net.cidr):
+                    problems.append(src.problem((*at, "ip"), f"{here}.ip: {why}"))
+                elif nic.ip == net.host:
+                    problems.append(src.problem((*at, "ip"), f"{here}.ip: {nic.ip} is the host side's address on {nic.network!r}; pick another"))
+                elif (nic.network, nic.ip) in ips:
+                    problems.append(src.problem((*at, "ip"), f"{here}.ip: {nic.ip} is already used by {ips[(nic.network, nic.ip)]}"))
+                else:
+                    ips[(nic.network, nic.ip)] = here
+            if nic.mac is not None:
+                if nic.mac in macs:
+                    problems.append(src.problem((*at, "mac"), f"{here}.mac: {nic.mac} is already used by {macs[nic.mac]}"))
+                macs.setdefault(nic.mac, here)
+    return problems
+
+
+# ------------------------------------------------------------------------ lab
+
+
+def lab_problems(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _action_rules(lab, src, topo)
+    problems += _step_rules(lab, src, topo)
+    problems += _switch_rules(lab, src, topo)
+    problems += _guest_rules(lab, src, topo)
+    return problems
+
+
+def _file_problem(src: Source, loc: tuple[object, ...], where: str, script: str) -> list[Problem]:
+    path = src.path.parent / script
+    if Path(script).is_absolute() or ".." in Path(script).parts:
+        return [src.problem(loc, f"{where}: {script} must be a path inside the lab folder")]
+    if not path.is_file():
+        return [src.problem(loc, f"{where}: {script} not found in {src.path.parent.name}/")]
+    return []
+
+
+def _action_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
+    problems = []
+    for i, action in enumerate(lab.start):
+        for j, node in enumerate(action.nodes):
+            if node not in topo.nodes:
+                problems.append(src.problem(("start", i, "nodes", j), f"start[{i}].nodes: unknown node {node!r}; nodes of {topo.name}: {_names(topo.nodes)}"))
+        problems += _file_problem(src, ("start", i, "run"), f"start[{i}].run", action.run)
+    return problems
+
+
+def _step_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
+    problems = []
+    index: dict[str, int] = {}
+    for i, step in enumerate(lab.steps):
+        if step.id in index:
+            problems.append(src.problem(("steps", i, "id"), f"steps[{i}].id: step {step.id!r} is already defined as steps[{index[step.id]}]"))
+        index.setdefault(step.id, i)
+    names = set(topo.nodes) | set(lab.guests)
+    for i, step in enumerate(lab.steps):
+        for j, req in enumerate(step.requires):
+            if req not in index:
+                problems.append(src.problem(("steps", i, "requires", j), f"steps[{i}] ({step.id}) requires unknown step {req!r}; steps: {_names(index)}"))
+        for j, node in enumerate(step.nodes):
+            if node not in names:
+                problems.append(src.problem(("steps", i, "nodes", j), f"steps[{i}] ({step.id}): unknown node or guest {node!r}"))
+        if step.solution is not None:
+            problems += _file_problem(src, ("steps", i, "solution"), f"steps[{i}].solution", step.solution)
+    if not problems:
+        problems += _cycle_problems(lab, src, index)
+    return problems
+
+
+def _cycle_problems(lab: Lab, src: Source, index: dict[str, int]) -> list[Problem]:
+    """Depth-first search; report each cycle once, at the step where it closes."""
+    state: dict[str, str] = {}
+    problems = []
+
+    def visit(step_id: str, path: list[str]) -> None:
+        state[step_id] = "active"
+        for req in lab.steps[index[step_id]].requires:
+            if state.get(req) == "active":
+                cycle = path[path.index(req):] + [step_id, req] if req in path else [step_id, req]
+                i = index[step_id]
+                j = lab.steps[i].requires.index(req)
+                problems.append(src.problem(("steps", i, "requires", j), f"steps[{i}]: requires cycle {' -> '.join(dict.fromkeys(cycle[:-1])) } -> {req}; a step cannot depend on itself"))
+            elif req not in state:
+                visit(req, path + [step_id])
+        state[step_id] = "done"
+
+    for step in lab.steps:
+        if step.id not in state:
+            visit(step.id, [])
+    return problems
+
+
+def _switch_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
+    problems = []
+    for name, switch in lab.switches.items():
+        at = ("switches", name)
+        for j, host in enumerate(switch.hosts):
+            node = topo.nodes.get(host)
+            if node is None:
+                problems.append(src.problem((*at, "hosts", j), f"switches.{name}: unknown host {host!r}; nodes: {_names(topo.nodes)}"))
+            elif not node.nested:
+                problems.append(src.problem((*at, "hosts", j), f"switches.{name}: {host} is not a nested host; set `nested: true` on it in the topology"))
+            elif switch.uplink and not any(nic.network == switch.uplink for nic in node.nics):
+                problems.append(src.problem((*at, "hosts", j), f"switches.{name}: {host} has no NIC on {switch.uplink!r} to bridge to"))
+        if switch.kind == "external":
+            if switch.uplink is None:
+                problems.append(src.problem((*at, "kind"), f"switches.{name}: an external switch needs `uplink:`, the topology network it bridges to"))
+            elif switch.uplink not in topo.networks:
+                problems.append(src.problem((*at, "uplink"), f"switches.{name}.uplink: unknown network {switch.uplink!r}; networks: {_names(topo.networks)}"))
+            if switch.cidr is not None:
+                problems.append(src.problem((*at, "cidr"), f"switches.{name}: an external switch takes its uplink's addresses; remove `cidr:`"))
+        elif switch.uplink is not None:
+            problems.append(src.problem((*at, "uplink"), f"switches.{name}: only external switches have an uplink"))
+    return problems
+
+
+def _switch_cidr(lab: Lab, topo: Topology, name: str) -> IPv4Network | None:
+    switch = lab.switches[name]
+    if switch.kind == "external" and switch.uplink in topo.networks:
+        return topo.networks[switch.uplink].cidr
+    return switch.cidr
+
+
+def _guest_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
+    problems = []
+    used: dict[tuple[str, IPv4Address], str] = {}
+    for switch_name, switch in lab.switches.items():
+        if switch.kind == "external" and switch.uplink:
+            for node_name, node in topo.nodes.items():
+                for i, nic in enumerate(node.nics):
+                    if nic.network == switch.uplink and nic.ip is not None:
+                        used[(switch_name, nic.ip)] = f"topology node {node_name}"
+    for name, guest in lab.guests.items():
+        at = ("guests", name)
+        if name in topo.nodes:
+            problems.append(src.problem(at, f"guests.{name}: a topology node already has this name", key=True))
+        host = topo.nodes.get(guest.host)
+        if host is None:
+            problems.append(src.problem((*at, "host"), f"guests.{name}.host: unknown node {guest.host!r}; nodes: {_names(topo.nodes)}"))
+        elif not host.nested:
+            problems.append(src.problem((*at, "host"), f"guests.{name}.host: {guest.host} is not a nested host; set `nested: true` on it in the topology"))
+        for i, nic in enumerate(guest.nics):
+            loc = (*at, "nics", i)
+            here = f"guests.{name}.nics[{i}]"
+            switch = lab.switches.get(nic.switch)
+            if switch is None:
+                problems.append(src.problem((*loc, "switch"), f"{here}: unknown switch {nic.switch!r}; switches: {_names(lab.switches)}"))
+                continue
+            if guest.host not in switch.hosts:
+                problems.append(src.problem((*loc, "switch"), f"{here}: switch {nic.switch!r} is not on {guest.host} (hosts: {_names(switch.hosts)})"))
+            cidr = _switch_cidr(lab, topo, nic.switch)
+            if nic.ip is None:
+                continue
+            if switch.kind == "private" and cidr is None:
+                pass
+            elif cidr is None:
+                problems.append(src.problem((*loc, "ip"), f"{here}.ip: switch {nic.switch!r} has no `cidr:` to check addresses against"))
+            elif nic.ip.network != cidr or (why := _address_problem(nic.ip.ip, cidr)):
+                detail = why if nic.ip.network == cidr else f"{nic.ip} is not in the switch's {cidr}"
+                problems.append(src.problem((*loc, "ip"), f"{here}.ip: {detail}"))
+            key = (nic.switch, nic.ip.ip)
+            if key in used:
+                problems.append(src.problem((*loc, "ip"), f"{here}.ip: {nic.ip.ip} is already used by {used[key]}"))
+            used.setdefault(key, here)
+            if nic.gateway is not None and nic.gateway not in IPv4Interface(nic.ip).network:
+                problems.append(src.problem((*loc, "gateway"), f"{here}.gateway: {nic.gateway} is outside {nic.ip.network}"))
+    return problems
