@@ -15,16 +15,17 @@ class ImageSpec:
     os: Literal["linux", "windows"]
     boot: Literal["kernel", "disk"]  # kernel: direct kernel boot from the store; disk: firmware boots the disk
     can_nest: bool  # can host its own guests (libvirt+QEMU inside, or the Hyper-V role)
+    virtual_size: int  # bytes the guest sees on its system disk; overlays inherit it
     build_hint: str
 
 
 IMAGES: dict[str, ImageSpec] = {
     spec.name: spec
     for spec in (
-        ImageSpec("debian-12", "linux", "kernel", True, "lab image build debian-12"),
-        ImageSpec("tiny", "linux", "kernel", False, "lab image build tiny"),
-        ImageSpec("windows-server-2019", "windows", "disk", True, "lab image build windows-server-2019 --iso PATH"),
-        ImageSpec("windows-server-2022", "windows", "disk", True, "lab image build windows-server-2022 --iso PATH"),
-        ImageSpec("windows-server-2025", "windows", "disk", True, "lab image build windows-server-2025 --iso PATH"),
+        ImageSpec("debian-12", "linux", "kernel", True, 4 << 30, "lab image build debian-12"),
+        ImageSpec("tiny", "linux", "kernel", False, 256 << 20, "lab image build tiny"),
+        ImageSpec("windows-server-2019", "windows", "disk", True, 64 << 30, "lab image build windows-server-2019 --iso PATH"),
+        ImageSpec("windows-server-2022", "windows", "disk", True, 64 << 30, "lab image build windows-server-2022 --iso PATH"),
+        ImageSpec("windows-server-2025", "windows", "disk", True, 64 << 30, "lab image build windows-server-2025 --iso PATH"),
     )
 }
