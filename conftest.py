@@ -1,0 +1,1 @@
+"""Root conftest: makes `tests.*` importable and will load the grading plugin for checkers/."""
