@@ -8,9 +8,11 @@ Every phase collects all its problems, then stops once; every problem carries fi
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,7 +88,10 @@ def load_lab(ref: str | Path, root: Path | None = None) -> LoadedLab:
     lab = _schema(Lab, source)
     topo_path = _topology_path(lab.topology, path, root)
     if topo_path is None:
-        raise LabError([source.problem(("topology",), f"topology {lab.topology!r} not found: no {lab.topology}.yaml in topologies/")])
+        known = _topology_names(path, root)
+        close = difflib.get_close_matches(lab.topology, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"topologies: {', '.join(known) or 'none'}"
+        raise LabError([source.problem(("topology",), f"topology {lab.topology!r} not found: no {lab.topology}.yaml in topologies/; {hint}")])
     topology = load_topology_file(topo_path)
     _gate(validate.lab_problems(lab, source, topology.topology))
     return LoadedLab(lab, source, topology)
@@ -95,7 +100,9 @@ def load_lab(ref: str | Path, root: Path | None = None) -> LoadedLab:
 def load_any(ref: str | Path, root: Path | None = None) -> LoadedLab | LoadedTopology:
     """`lab validate` accepts a lab id, a lab file or a topology file."""
     path = Path(ref)
-    if path.is_file() and "steps" not in read_yaml(path).data:
+    # `topology:` is as much a lab's mark as `steps:`: a lab that forgot its steps must be told
+    # so, not be checked as a topology (which would report every lab field as unknown).
+    if path.is_file() and not {"steps", "topology"} & read_yaml(path).data.keys():
         return load_topology_file(path)
     return load_lab(ref, root)
 
@@ -107,6 +114,12 @@ def _topology_path(name: str, lab_file: Path, root: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _topology_names(lab_file: Path, root: Path) -> list[str]:
+    """Every topology name `_topology_path` could find, for the did-you-mean hint."""
+    folders = (*lab_file.resolve().parents, root)
+    return sorted({p.stem for folder in folders for p in (folder / "topologies").glob("*.yaml")})
 
 
 def _gate(problems: list[Problem]) -> None:
@@ -121,11 +134,12 @@ def _merge_defaults(data: MarkedDict) -> None:
         return
     for node in nodes.values():
         if isinstance(node, MarkedDict):
-            for key, value in defaults.items():
-                if key not in node:
-                    node[key] = value
-                    node.key_pos[key] = defaults.key_pos[key]
-                    node.value_pos[key] = defaults.value_pos[key]
+            inherited = {key for key in defaults if key not in node}
+            for key in inherited:
+                node[key] = defaults[key]
+                node.key_pos[key] = defaults.key_pos[key]
+                node.value_pos[key] = defaults.value_pos[key]
+            node.inherited = frozenset(inherited)
 
 
 # ------------------------------------------------------------ pydantic errors -> problems
@@ -135,7 +149,60 @@ def _schema(model: type[M], source: Source) -> M:
     try:
         return model.model_validate(dict(source.data))
     except ValidationError as exc:
-        raise LabError([_problem(model, source, error) for error in exc.errors()]) from None
+        errors = _merge_union_errors(_drop_misspelt_missing(exc.errors()))
+        raise LabError([_problem(model, source, error) for error in errors]) from None
+
+
+def _drop_misspelt_missing(errors: list[Any]) -> list[Any]:
+    """`imgae: x` gives both "image missing" and "imgae unknown"; the fix is one edit, so one line."""
+    unknown: dict[tuple[Any, ...], list[str]] = {}
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            unknown.setdefault(tuple(error["loc"][:-1]), []).append(str(error["loc"][-1]))
+    return [
+        error for error in errors
+        if not (error["type"] == "missing"
+                and difflib.get_close_matches(str(error["loc"][-1]), unknown.get(tuple(error["loc"][:-1]), []), n=1))
+    ]
+
+
+_UNION_MEMBERS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true/false"}
+
+
+def _merge_union_errors(errors: list[Any]) -> list[Any]:
+    """`str | int | bool` fails once per member (loc ...x.str, ...x.int, ...); one value, one line."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        if loc and loc[-1] in _UNION_MEMBERS:
+            groups.setdefault(loc[:-1], []).append(error)
+    merged, done = [], set()
+    for error in errors:
+        loc = tuple(error["loc"])
+        group = groups.get(loc[:-1]) if loc and loc[-1] in _UNION_MEMBERS else None
+        if not group or len(group) < 2:
+            merged.append(error)
+        elif loc[:-1] not in done:
+            done.add(loc[:-1])
+            names = [_UNION_MEMBERS[e["loc"][-1]] for e in group]
+            expected = ", ".join(names[:-1]) + " or " + names[-1]
+            merged.append({"type": "union_type", "loc": loc[:-1], "msg": f"Input should be {expected}", "input": error.get("input")})
+    return merged
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    """('nodes', 'A', 'nics', 0, 'ip') -> nodes.A.nics[0].ip, as the semantic rules write it.
+
+    A key that is not a plain word (empty, spaces, dots) is quoted: nodes['WEB 1'].
+    """
+    text = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" if _PLAIN_KEY.match(str(part)) else f"[{str(part)!r}]"
+        for part in loc
+    ).removeprefix(".")
+    return text or "top level"
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _problem(model: type[BaseModel], source: Source, error: Any) -> Problem:
@@ -144,7 +211,8 @@ def _problem(model: type[BaseModel], source: Source, error: Any) -> Problem:
     is_key = bool(loc) and loc[-1] == "[key]"
     if is_key:
         loc = loc[:-1]
-    where = ".".join(str(part) for part in loc) or "top level"
+    loc = source.owner(loc)  # a bad `defaults:` value: one problem named defaults.KEY, not one per node
+    where = _where(loc)
     if kind == "missing":
         return source.problem(loc, f"{where}: required field missing; add `{loc[-1]}:`")
     if kind == "extra_forbidden":
@@ -153,16 +221,40 @@ def _problem(model: type[BaseModel], source: Source, error: Any) -> Problem:
         hint = f"did you mean `{close[0]}`?" if close else f"known fields: {', '.join(known)}"
         return source.problem(loc, f"{where}: unknown field; {hint}", key=True)
     message = error["msg"].removeprefix("Value error, ")
-    if kind in ("literal_error", "int_parsing", "int_type", "bool_parsing", "bool_type", "string_type",
-                "ip_v4_address", "ip_v4_network", "ip_v4_interface", "dict_type", "list_type", "model_type",
-                "int_from_float", "too_short", "greater_than_equal", "less_than_equal", "model_attributes_type"):
-        message = f"{message}, got {_show(error.get('input'))}"
+    value = error.get("input")
+    if kind == "too_short":  # pydantic: "List should have at least 1 item after validation, not 0"
+        message = "must not be empty; add at least one entry"
+    elif kind == "ip_v4_network" and isinstance(value, str) and (network := _lenient_network(value)):
+        message = f"{value} has host bits set; the network is {network}"
+    elif kind in ("ip_v4_address", "ip_v4_network", "ip_v4_interface"):
+        example = {"ip_v4_address": "192.168.1.10", "ip_v4_network": "192.168.1.0/24", "ip_v4_interface": "192.168.1.10/24"}[kind]
+        what = {"ip_v4_address": "an IPv4 address", "ip_v4_network": "an IPv4 network", "ip_v4_interface": "an IPv4 address/prefix length"}[kind]
+        message = f"{_show(value)} is not {what} such as {example}"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        # pydantic says "dictionary" or "instance of Node"; in YAML this is a mapping.
+        message = f"should be a mapping (key: value lines), got {_show(value)}"
+    elif kind == "int_from_float":  # pydantic: "... got a number with a fractional part"
+        message = f"Input should be a whole number, got {_show(value)}"
+    elif loc == ("topology",) and isinstance(value, str) and ("/" in value or value.endswith((".yaml", ".yml"))):
+        message = f"{value!r} is a path; give the topology's name, such as {Path(value).stem!r}"
+    elif kind in ("literal_error", "int_parsing", "int_type", "bool_parsing", "bool_type", "string_type",
+                  "list_type", "greater_than_equal", "less_than_equal", "union_type"):
+        message = f"{message}, got {_show(value)}"
     if is_key:
         return source.problem(loc, f"{where}: {message}", key=True)
     return source.problem(loc, f"{where}: {message}")
 
 
+def _lenient_network(text: str) -> IPv4Network | None:
+    try:
+        return IPv4Network(text, strict=False)
+    except ValueError:
+        return None
+
+
 def _show(value: Any) -> str:
+    if value is None:
+        return "an empty value"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):

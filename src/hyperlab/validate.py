@@ -10,7 +10,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from hyperlab.catalog import IMAGES
-from hyperlab.errors import Problem
+from hyperlab.errors import Problem, display_path
 from hyperlab.model import Lab, Topology
 from hyperlab.yamlsrc import Source
 
@@ -74,7 +74,9 @@ def _node_rules(topo: Topology, src: Source) -> list[Problem]:
         lower.setdefault(name.lower(), name)
         spec = IMAGES.get(node.image)
         if spec is None:
-            problems.append(src.problem((*at, "image"), f"nodes.{name}.image: unknown image {node.image!r}; known images: {_names(IMAGES)}"))
+            # An image from `defaults:` is named defaults.image, so every node gives the same line.
+            where = ".".join(map(str, src.owner((*at, "image"))))
+            problems.append(src.problem((*at, "image"), f"{where}: unknown image {node.image!r}; known images: {_names(IMAGES)}"))
         elif node.nested and not spec.can_nest:
             hosts = _names(n for n, s in IMAGES.items() if s.can_nest)
             problems.append(src.problem((*at, "nested"), f"nodes.{name}: image {node.image!r} cannot host nested guests; use one of {hosts}"))
@@ -86,7 +88,10 @@ def _node_rules(topo: Topology, src: Source) -> list[Problem]:
             problems.append(src.problem((*at, "channel"), f"nodes.{name}: channel {node.channel} needs a NIC whose address the lab sets (ip with set_by: lab)"))
         folder = src.path.parent
         for i, script in enumerate(node.first_boot):
-            if not (folder / script).is_file():
+            if Path(script).is_absolute():
+                # It would exist on this machine only; the lab must carry its scripts.
+                problems.append(src.problem((*at, "first_boot", i), f"nodes.{name}.first_boot: {script} must be a path relative to {src.path.name}"))
+            elif not (folder / script).is_file():
                 problems.append(src.problem((*at, "first_boot", i), f"nodes.{name}.first_boot: {script} not found next to {src.path.name}"))
     return problems
 
@@ -135,7 +140,8 @@ def _file_problem(src: Source, loc: tuple[object, ...], where: str, script: str)
     if Path(script).is_absolute() or ".." in Path(script).parts:
         return [src.problem(loc, f"{where}: {script} must be a path inside the lab folder")]
     if not path.is_file():
-        return [src.problem(loc, f"{where}: {script} not found in {src.path.parent.name}/")]
+        # Show the path it was looked for at: relative to the lab folder is the usual surprise.
+        return [src.problem(loc, f"{where}: {script} not found (no file {display_path(path)})")]
     return []
 
 
@@ -163,7 +169,7 @@ def _step_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
                 problems.append(src.problem(("steps", i, "requires", j), f"steps[{i}] ({step.id}) requires unknown step {req!r}; steps: {_names(index)}"))
         for j, node in enumerate(step.nodes):
             if node not in names:
-                problems.append(src.problem(("steps", i, "nodes", j), f"steps[{i}] ({step.id}): unknown node or guest {node!r}"))
+                problems.append(src.problem(("steps", i, "nodes", j), f"steps[{i}] ({step.id}): unknown node or guest {node!r}; nodes and guests: {_names(names)}"))
         if step.solution is not None:
             problems += _file_problem(src, ("steps", i, "solution"), f"steps[{i}].solution", step.solution)
     if not problems:
@@ -183,7 +189,7 @@ def _cycle_problems(lab: Lab, src: Source, index: dict[str, int]) -> list[Proble
                 cycle = path[path.index(req):] + [step_id, req] if req in path else [step_id, req]
                 i = index[step_id]
                 j = lab.steps[i].requires.index(req)
-                problems.append(src.problem(("steps", i, "requires", j), f"steps[{i}]: requires cycle {' -> '.join(dict.fromkeys(cycle[:-1])) } -> {req}; a step cannot depend on itself"))
+                problems.append(src.problem(("steps", i, "requires", j), f"steps[{i}] ({step_id}): requires cycle {' -> '.join(dict.fromkeys(cycle[:-1])) } -> {req}; a step cannot depend on itself, even indirectly"))
             elif req not in state:
                 visit(req, path + [step_id])
         state[step_id] = "done"
@@ -204,7 +210,8 @@ def _switch_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
                 problems.append(src.problem((*at, "hosts", j), f"switches.{name}: unknown host {host!r}; nodes: {_names(topo.nodes)}"))
             elif not node.nested:
                 problems.append(src.problem((*at, "hosts", j), f"switches.{name}: {host} is not a nested host; set `nested: true` on it in the topology"))
-            elif switch.uplink and not any(nic.network == switch.uplink for nic in node.nics):
+            elif switch.uplink in topo.networks and not any(nic.network == switch.uplink for nic in node.nics):
+                # (an unknown uplink is reported once, at `uplink:`, below)
                 problems.append(src.problem((*at, "hosts", j), f"switches.{name}: {host} has no NIC on {switch.uplink!r} to bridge to"))
         if switch.kind == "external":
             if switch.uplink is None:
@@ -228,16 +235,22 @@ def _switch_cidr(lab: Lab, topo: Topology, name: str) -> IPv4Network | None:
 def _guest_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
     problems = []
     used: dict[tuple[str, IPv4Address], str] = {}
-    for switch_name, switch in lab.switches.items():
-        if switch.kind == "external" and switch.uplink:
+    # (`ext` and `node_nic`, not `switch` and `nic`: those names have other types below)
+    for switch_name, ext in lab.switches.items():
+        if ext.kind == "external" and ext.uplink:
             for node_name, node in topo.nodes.items():
-                for i, nic in enumerate(node.nics):
-                    if nic.network == switch.uplink and nic.ip is not None:
-                        used[(switch_name, nic.ip)] = f"topology node {node_name}"
+                for node_nic in node.nics:
+                    if node_nic.network == ext.uplink and node_nic.ip is not None:
+                        used[(switch_name, node_nic.ip)] = f"topology node {node_name}"
+    # Guests are computers too: their names must differ from every other name ignoring case.
+    taken = {node.lower(): ("topology node", node) for node in topo.nodes}
     for name, guest in lab.guests.items():
         at = ("guests", name)
-        if name in topo.nodes:
-            problems.append(src.problem(at, f"guests.{name}: a topology node already has this name", key=True))
+        if name.lower() in taken:
+            what, other = taken[name.lower()]
+            same = "the same name as" if other == name else "the same computer name (Windows ignores case) as"
+            problems.append(src.problem(at, f"guests.{name}: {same} {what} {other!r}; rename the guest", key=True))
+        taken.setdefault(name.lower(), ("guest", name))
         host = topo.nodes.get(guest.host)
         if host is None:
             problems.append(src.problem((*at, "host"), f"guests.{name}.host: unknown node {guest.host!r}; nodes: {_names(topo.nodes)}"))
@@ -250,15 +263,18 @@ def _guest_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
             if switch is None:
                 problems.append(src.problem((*loc, "switch"), f"{here}: unknown switch {nic.switch!r}; switches: {_names(lab.switches)}"))
                 continue
-            if guest.host not in switch.hosts:
+            if host is not None and host.nested and guest.host not in switch.hosts:  # else reported at `host:`
                 problems.append(src.problem((*loc, "switch"), f"{here}: switch {nic.switch!r} is not on {guest.host} (hosts: {_names(switch.hosts)})"))
             cidr = _switch_cidr(lab, topo, nic.switch)
             if nic.ip is None:
                 continue
-            if switch.kind == "private" and cidr is None:
-                pass
+            if cidr is None and switch.kind == "internal":
+                problems.append(src.problem((*loc, "ip"), f"{here}.ip: switch {nic.switch!r} has no `cidr:` to check addresses against; add one to the switch"))
             elif cidr is None:
-                problems.append(src.problem((*loc, "ip"), f"{here}.ip: switch {nic.switch!r} has no `cidr:` to check addresses against"))
+                pass  # private: any addresses; external without a known uplink: reported at the switch
+            elif nic.ip.network.prefixlen == 32 and nic.ip.ip in cidr:
+                # `ip: 10.1.0.10` reads as /32; the guest needs the switch's prefix length.
+                problems.append(src.problem((*loc, "ip"), f"{here}.ip: {nic.ip.ip} needs its prefix length: write {nic.ip.ip}/{cidr.prefixlen}"))
             elif nic.ip.network != cidr or (why := _address_problem(nic.ip.ip, cidr)):
                 detail = why if nic.ip.network == cidr else f"{nic.ip} is not in the switch's {cidr}"
                 problems.append(src.problem((*loc, "ip"), f"{here}.ip: {detail}"))

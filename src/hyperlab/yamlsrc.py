@@ -24,6 +24,7 @@ class MarkedDict(dict[str, Any]):
     pos: Pos
     key_pos: dict[str, Pos]
     value_pos: dict[str, Pos]
+    inherited: frozenset[str] = frozenset()  # keys copied in from `defaults:` (see load._merge_defaults)
 
 
 class MarkedList(list[Any]):
@@ -57,13 +58,91 @@ class Source:
                 break
         return pos
 
+    def owner(self, loc: Iterable[Any]) -> tuple[Any, ...]:
+        """`loc` as the user wrote it: a node key inherited from `defaults:` is defaults.KEY.
+
+        So that a mistake in `defaults:` is named (and reported) once, not once per node.
+        """
+        loc = tuple(loc)
+        nodes = self.data.get("nodes")
+        if len(loc) >= 3 and loc[0] == "nodes" and isinstance(nodes, MarkedDict):
+            node = nodes.get(loc[1])
+            if isinstance(node, MarkedDict) and loc[2] in node.inherited:
+                return ("defaults", *loc[2:])
+        return loc
+
     def problem(self, loc: Iterable[Any], message: str, *, key: bool = False) -> Problem:
         line, column = self.pos(loc, key=key)
-        return Problem(self.name, line, column, message)
+        return Problem(self.name, line, column, one_line(message))
+
+
+def one_line(message: str) -> str:
+    """Escape control characters: messages quote user keys, and a key may hold a line break."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _pos(mark: yaml.Mark) -> Pos:
     return mark.line + 1, mark.column + 1
+
+
+def kind(value: Any) -> str:
+    """A value's kind in YAML words, for messages (never a Python class name)."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"a {type(value).__name__} ({value})"  # dates and the like
+
+
+# YAML 1.1 reads these plain words as booleans, and 12:30 as the sexagesimal number 750.
+# Labs are full of names (a node NO, a step `on`) and MAC addresses (52:54:00:12:34:56),
+# so, as in YAML 1.2, only true/false are booleans and colon-separated digits stay text;
+# boolean fields still accept yes/no/on/off because pydantic parses those words. No field
+# is a date, so 2024-06-01 stays text too (a date object fails every field, even variables).
+_YAML11_ONLY_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+_BOOL_TAG, _INT_TAG, _FLOAT_TAG, _DATE_TAG = (f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp"))
+
+
+def _keep_as_text(node: yaml.Node) -> bool:
+    if not isinstance(node, yaml.ScalarNode) or node.style is not None:
+        return False  # quoted scalars are text already
+    if node.tag == _BOOL_TAG:
+        return node.value.lower() in _YAML11_ONLY_BOOLS
+    if node.tag == _DATE_TAG:
+        return True
+    return node.tag in (_INT_TAG, _FLOAT_TAG) and ":" in node.value
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> tuple[yaml.Mark | None, str]:
+    """PyYAML's parser wording -> where the user has to look and what to do about it."""
+    problem, context = exc.problem or "", exc.context or ""
+    mark, ctx = exc.problem_mark, exc.context_mark
+    if ctx is not None and mark is not None and context.startswith(("while parsing a flow", "while scanning a quoted")) \
+            and (mark.line > ctx.line or "end of stream" in problem or "<stream end>" in problem):
+        # The opener was never closed; the parser only notices at a later line or at the end.
+        opener = text[ctx.index] if ctx.index < len(text) else "?"
+        closer = {"[": "]", "{": "}"}.get(opener, opener)
+        where = "never closed" if "end of stream" in problem or "<stream end>" in problem else f"not closed before line {mark.line + 1}"
+        return ctx, f"YAML syntax error: this {opener} is {where}; add the matching {closer}"
+    if "'\\t'" in problem:  # PyYAML shows the character as repr: '\t'
+        return mark, "YAML syntax error: a tab character; YAML indents with spaces only"
+    if problem.startswith("expected <block end>") and "block mapping start" in problem:
+        return mark, "YAML syntax error: bad indentation; indent this line exactly like the other keys of its mapping"
+    if problem == "mapping values are not allowed here":
+        return mark, "YAML syntax error: unexpected ':' here; quote a value that contains ': ', or fix the indentation"
+    if problem == "but found another document":
+        return mark, "YAML syntax error: a second YAML document (---) starts here; keep one document per file"
+    if problem.startswith("found undefined alias"):
+        return mark, f"YAML syntax error: {problem}; define the anchor (&name) before using *name"
+    return mark or ctx, f"YAML syntax error: {problem or context or 'invalid YAML'}"
 
 
 class _Builder:
@@ -71,19 +150,27 @@ class _Builder:
         self.name = name
         self.count = 0
         self.active: set[int] = set()
+        self.built: set[int] = set()  # a node built twice is an alias use
+        self.expanding: list[yaml.Node] = []  # aliased nodes being built, outermost first
         self.scalars = yaml.SafeLoader("")  # only its scalar constructors are used
 
     def fail(self, mark: yaml.Mark, message: str) -> LabError:
         line, column = _pos(mark)
-        return LabError([Problem(self.name, line, column, message)])
+        return LabError([Problem(self.name, line, column, one_line(message))])
 
     def build(self, node: yaml.Node) -> Any:
         self.count += 1
         if self.count > MAX_VALUES:
-            raise self.fail(node.start_mark, f"the file expands to more than {MAX_VALUES} values (aliases?); simplify it")
+            # Point at the outermost anchor being repeated, not at some value deep inside it.
+            where = self.expanding[0] if self.expanding else node
+            raise self.fail(where.start_mark, f"aliases of this anchor expand the file to more than {MAX_VALUES} values; use fewer aliases")
         if id(node) in self.active:
             raise self.fail(node.start_mark, "a YAML alias refers to itself; remove the recursive alias")
+        reused = id(node) in self.built
+        self.built.add(id(node))
         self.active.add(id(node))
+        if reused:
+            self.expanding.append(node)
         try:
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node)
@@ -95,6 +182,8 @@ class _Builder:
             return self._scalar(node)
         finally:
             self.active.discard(id(node))
+            if reused:
+                self.expanding.pop()
 
     def _mapping(self, node: yaml.MappingNode) -> MarkedDict:
         result = MarkedDict()
@@ -105,20 +194,35 @@ class _Builder:
                 raise self.fail(key_node.start_mark, "YAML merge keys (<<) are not supported; use `defaults:` or write the keys out")
             key = self.build(key_node)
             if not isinstance(key, str):
-                raise self.fail(key_node.start_mark, f"a key must be text, not {type(key).__name__} {key!r}; quote it")
+                raise self.fail(key_node.start_mark, f"a key must be text, not {kind(key)}; quote it")
             if key in result:
                 first = result.key_pos[key][0]
                 raise self.fail(key_node.start_mark, f"duplicate key {key!r} (first defined on line {first}); keep one")
+            if id(value_node) in self.active:
+                # The composer forgets where the alias (*name) was written; its key is the best mark.
+                raise self.fail(key_node.start_mark, f"the value of {key!r} is an alias of a mapping or list that contains it; remove the recursive alias")
             result[key] = self.build(value_node)
             result.key_pos[key] = _pos(key_node.start_mark)
             result.value_pos[key] = _pos(value_node.start_mark)
         return result
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if _keep_as_text(node):
+            return node.value
         try:
             return self.scalars.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            if "constructor for the tag" not in str(exc.problem):
+                raise self.fail(node.start_mark, f"cannot read this value: {exc.problem}") from None
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")  # as the user wrote it
+            raise self.fail(node.start_mark, f"the YAML tag {tag} is not supported; remove it") from None
         except yaml.YAMLError as exc:
             raise self.fail(node.start_mark, f"cannot read this value: {getattr(exc, 'problem', exc)}") from None
+        except ValueError as exc:
+            # An explicit tag on a value it does not fit (`!!float abc`): the constructor
+            # raises a plain ValueError.
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise self.fail(node.start_mark, f"cannot read {node.value!r} as {tag} ({exc}); remove the tag") from None
 
 
 def read_yaml(path: Path) -> Source:
@@ -136,16 +240,22 @@ def read_yaml(path: Path) -> Source:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise LabError([Problem(name, line, 1, "not UTF-8 text; save the file as UTF-8")]) from None
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1  # in bytes: the line is not text
+        raise LabError([Problem(name, line, column, f"byte {raw[exc.start]:#04x} is not UTF-8; save the file as UTF-8")]) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        mark, message = _syntax_message(exc, text)
         line, column = _pos(mark) if mark else (1, 1)
-        what = exc.problem or exc.context or "invalid YAML"
-        raise LabError([Problem(name, line, column, f"YAML syntax error: {what}")]) from None
+        raise LabError([Problem(name, line, column, message)]) from None
+    except yaml.reader.ReaderError as exc:
+        # A control character; PyYAML's own message spans two lines and has no line number.
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise LabError([Problem(name, line, column, f"the character U+{exc.character:04X} is not allowed in YAML; remove it")]) from None
     except yaml.YAMLError as exc:
-        raise LabError([Problem(name, 1, 1, f"YAML syntax error: {exc}")]) from None
+        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        raise LabError([Problem(name, 1, 1, f"YAML syntax error: {first}")]) from None
     except RecursionError:
         raise LabError([Problem(name, 1, 1, "the YAML is nested too deeply")]) from None
     if root is None:
@@ -156,5 +266,5 @@ def read_yaml(path: Path) -> Source:
         raise LabError([Problem(name, 1, 1, "the YAML is nested too deeply")]) from None
     if not isinstance(data, MarkedDict):
         line, column = _pos(root.start_mark)
-        raise LabError([Problem(name, line, column, f"the top level must be a mapping of keys, not a {type(data).__name__}")])
+        raise LabError([Problem(name, line, column, f"the top level must be a mapping of keys (name: ..., nodes: ...), not {kind(data)}")])
     return Source(path, data)

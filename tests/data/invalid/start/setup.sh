@@ -1,0 +1,3 @@
+#!/bin/sh
+# start script for the lab cases in tests/data/invalid/
+true
