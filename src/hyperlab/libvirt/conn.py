@@ -1,0 +1,94 @@
+"""The libvirt boundary: connect, read ownership, and turn libvirtError into small exceptions.
+
+Nothing above this module sees `libvirt.libvirtError`; only the CLI prints.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+
+from hyperlab.plan import METADATA_NS
+
+DEFAULT_URI = "qemu:///system"
+
+
+class HostProblem(Exception):
+    """The host is missing something (libvirtd down, no permission): one line and the fix."""
+
+
+class ForeignObject(Exception):
+    """A wanted name is taken by an object this instance does not own."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    lab: str
+    instance: str
+    topology_hash: str
+
+    def __str__(self) -> str:
+        return f"lab {self.lab} instance {self.instance}"
+
+
+def _silence(_ctx: Any, _err: Any) -> None:
+    """libvirt prints every error to stderr by default; we report them ourselves."""
+
+
+libvirt.registerErrorHandler(_silence, None)
+
+
+def connect(uri: str = DEFAULT_URI) -> libvirt.virConnect:
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise HostProblem(
+            f"cannot connect to libvirt at {uri}: {exc.get_error_message()}; "
+            "start it with `bash scripts/setup-host.sh` (or `systemctl start libvirtd`), then `lab doctor`"
+        ) from None
+
+
+def owner_of(xml: str) -> Owner | None:
+    """The hyperlab owner recorded in a domain's or network's XML, if any."""
+    root = ET.fromstring(xml)
+    element = root.find(f"metadata/{{{METADATA_NS}}}instance")
+    if element is None:
+        return None
+    return Owner(element.get("lab", ""), element.get("instance", ""), element.get("topology-hash", ""))
+
+
+def is_missing(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() in (
+        libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
+        libvirt.VIR_ERR_NO_STORAGE_VOL,
+    )
+
+
+def lookup_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_missing(exc):
+            return None
+        raise
+
+
+def lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
+    try:
+        return conn.networkLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_missing(exc):
+            return None
+        raise
+
+
+def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool | None:
+    try:
+        return conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_missing(exc):
+            return None
+        raise

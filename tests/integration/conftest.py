@@ -1,0 +1,50 @@
+"""Fixtures for tests against the real libvirtd on qemu:///system."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hyperlab.plan import HostFacts
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def conn() -> Iterator[object]:
+    from hyperlab.libvirt.conn import connect
+
+    connection = connect()  # fails loudly (HostProblem) when libvirtd is down: run scripts/setup-host.sh
+    yield connection
+    connection.close()
+
+
+def inventory(conn: object) -> dict[str, set[str]]:
+    """Everything libvirt knows by name: what `lab down` must restore exactly."""
+    pools = {p.name(): p for p in conn.listAllStoragePools()}  # type: ignore[attr-defined]
+    volumes = set()
+    for name, pool in pools.items():
+        if pool.isActive():
+            pool.refresh(0)
+            volumes |= {f"{name}/{v}" for v in pool.listVolumes()}
+    return {
+        "domains": {d.name() for d in conn.listAllDomains()},  # type: ignore[attr-defined]
+        "networks": {n.name() for n in conn.listAllNetworks()},  # type: ignore[attr-defined]
+        "pools": set(pools),
+        "volumes": volumes,
+    }
+
+
+@pytest.fixture
+def fake_images(tmp_path: Path) -> HostFacts:
+    """Empty golden images (never booted) and an instances folder, both under tmp_path."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("debian-12", "tiny"):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(images / f"{name}.qcow2"), "256M"], check=True)
+        (images / f"{name}.vmlinuz").write_bytes(b"")
+        (images / f"{name}.initrd").write_bytes(b"")
+    return HostFacts(accel="tcg", images_dir=images, instances_dir=tmp_path / "instances")
