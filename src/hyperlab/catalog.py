@@ -22,8 +22,8 @@ class ImageSpec:
 IMAGES: dict[str, ImageSpec] = {
     spec.name: spec
     for spec in (
-        ImageSpec("debian-12", "linux", "kernel", True, 4 << 30, "lab image build debian-12"),
-        ImageSpec("tiny", "linux", "kernel", False, 256 << 20, "lab image build tiny"),
+        ImageSpec("debian-12", "linux", "kernel", True, 8 << 30, "lab image build debian-12"),
+        ImageSpec("tiny", "linux", "kernel", False, 64 << 20, "lab image build tiny"),
         ImageSpec("windows-server-2019", "windows", "disk", True, 64 << 30, "lab image build windows-server-2019 --iso PATH"),
         ImageSpec("windows-server-2022", "windows", "disk", True, 64 << 30, "lab image build windows-server-2022 --iso PATH"),
         ImageSpec("windows-server-2025", "windows", "disk", True, 64 << 30, "lab image build windows-server-2025 --iso PATH"),

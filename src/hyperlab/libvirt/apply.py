@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,12 +198,27 @@ def _volumes(conn: libvirt.virConnect, plan: Plan, progress: Progress) -> list[C
             if volume.name in existing:
                 changes.append(Change("volume", volume.name, "kept"))
                 continue
-            if volume.backing is not None and not volume.backing.exists():
-                raise FileNotFoundError(f"golden image {volume.backing} is missing; run `lab image build {node.image}`")
+            if volume.backing is not None:
+                _check_golden(volume.backing, volume.capacity, node.image)
             pool.createXML(volume_xml(volume), 0)
             progress(node.name, f"volume {volume.name} created")
             changes.append(Change("volume", volume.name, "created"))
     return changes
+
+
+class GoldenImageProblem(Exception):
+    """A golden image is missing or does not match what the plan expects."""
+
+
+def _check_golden(path: Path, capacity: int, image: str) -> None:
+    """An overlay smaller than its backing image would cut the guest's filesystem short."""
+    if not path.exists():
+        raise GoldenImageProblem(f"golden image {path} is missing; run `lab image build {image}`")
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)],
+                                     capture_output=True, text=True, check=True).stdout)
+    if info["virtual-size"] > capacity:
+        raise GoldenImageProblem(f"golden image {path} is {info['virtual-size']} bytes, more than the {capacity} "
+                                 f"hyperlab plans for {image}; rebuild it with `lab image build {image} --force`")
 
 
 def _define_domains(conn: libvirt.virConnect, plan: Plan, progress: Progress) -> list[Change]:
