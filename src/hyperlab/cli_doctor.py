@@ -1,0 +1,88 @@
+"""`lab doctor [LAB] [--json] [--recheck]`: the host's readiness as a table; exit 1 when a check FAILs.
+
+cli.py calls `register(app)`. Exit codes: 0 nothing failed (warnings allowed), 1 a check failed,
+2 a user mistake (unknown lab), as everywhere in the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from hyperlab.doctor import Finding, any_failed
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+STYLES = {"ok": "green", "info": "blue", "warn": "yellow", "fail": "bold red"}
+
+
+def render_table(findings: list[Finding], title: str | None = None) -> Table:
+    table = Table("check", "status", "detail", "fix", title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+    for f in findings:
+        # Text, not markup: details quote guest output and paths, which may hold [brackets]
+        table.add_row(Text(f.what), Text(f.label, style=STYLES[f.level]), Text(f.detail), Text(f.fix or ""))
+    return table
+
+
+def fix_lines(findings: list[Finding]) -> list[str]:
+    """The commands to run, one per line, never wrapped: what a user copies."""
+    return [f"{f.fix}    # {f.what}" for f in findings if f.fix and f.level in ("fail", "warn")]
+
+
+def as_json(findings: list[Finding], lab: str | None) -> str:
+    return json.dumps({"lab": lab, "ok": not any_failed(findings), "findings": [f.to_json() for f in findings]},
+                      indent=2, ensure_ascii=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("doctor")
+    def doctor(
+        lab: Annotated[str | None, typer.Argument(help="Lab id or lab.yaml path: also check what this lab needs.")] = None,
+        as_json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+        recheck: Annotated[bool, typer.Option("--recheck", help="Test KVM again instead of using the cached verdict.")] = False,
+    ) -> None:
+        """Check this host for labs: libvirt, QEMU, KVM (really booting a test guest), firmware, disk,
+        memory, golden images. Each problem comes with the command that fixes it."""
+        from hyperlab.cli import (
+            reports_mistakes,  # at call time: cli.py imports this module
+        )
+
+        reports_mistakes(_run)(lab, as_json_, recheck)
+
+
+def _run(lab: str | None, json_output: bool, recheck: bool) -> None:
+    from hyperlab.accel import (
+        CACHE_PATH,
+        KVM_DEVICE,
+        KVM_TIMEOUT,
+        host_cache_key,
+        load_cached,
+    )
+    from hyperlab.doctor import diagnose
+    from hyperlab.images.store import ImageStore
+    from hyperlab.load import load_lab
+
+    loaded = load_lab(lab) if lab is not None else None
+    if KVM_DEVICE.exists() and (recheck or load_cached(CACHE_PATH, host_cache_key()) is None):
+        err.print(f"testing whether KVM really works: booting a test guest (up to {KVM_TIMEOUT:g} s, once) ...",
+                  markup=False)
+    findings = diagnose(loaded, ImageStore(), recheck=recheck)
+    lab_id = loaded.lab.id if loaded is not None else None
+    if json_output:
+        print(as_json(findings, lab_id))
+    else:
+        out.print(render_table(findings, title=f"lab doctor {lab_id}" if lab_id else "lab doctor"))
+        fixes = fix_lines(findings)
+        if fixes:
+            out.print("\nto fix:", markup=False)
+            for line in fixes:
+                out.print(f"  {line}", markup=False)
+    if any_failed(findings):
+        raise typer.Exit(1)

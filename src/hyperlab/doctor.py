@@ -1,0 +1,479 @@
+"""`lab doctor`: is this host ready for a lab? Each problem is one line and the command that fixes it.
+
+`diagnose()` returns findings and never prints; the CLI (cli_doctor.py) shows them. Checks:
+libvirt reachable; QEMU present; KVM present *and working* (accel.py boots a test guest);
+/dev/kvm usable by QEMU's user (else libvirtd re-probes QEMU on every API call, ~60 s each);
+nested virtualization when the lab has nested nodes under KVM; OVMF for UEFI nodes, swtpm for
+TPM nodes; free disk and memory against the lab's needs; the golden images the lab needs;
+bridge netfilter (informational: hyperlab's guards handle it).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hyperlab.accel import (
+    CACHE_PATH,
+    KVM_DEVICE,
+    QEMU,
+    AccelReport,
+    AccelUnavailable,
+    cpu_vendor,
+    detect_accel,
+    qemu_version,
+    resolve_accel,
+)
+from hyperlab.catalog import IMAGES
+from hyperlab.images.store import ImageError, ImageStore
+from hyperlab.load import LoadedLab
+from hyperlab.plan import HostFacts
+
+Level = Literal["ok", "info", "warn", "fail"]
+LABELS: dict[str, str] = {"ok": "ok", "info": "info", "warn": "warn", "fail": "FAIL"}
+
+GiB = 1 << 30
+MiB = 1 << 20
+DISK_BASE = 2 * GiB  # headroom on the instances' filesystem: logs, seed media, overlays growing
+DISK_PER_NODE = 512 * MiB  # a thin overlay starts at ~200 KiB; this is its first hours of writes
+# Space a build of the image takes in the store (peak, scratch included), estimated from builds here:
+# debian-12: 313 MB root + raw disk + 650 MB qcow2; tiny: the kernel package unpacked + 16 MB of files.
+BUILD_SPACE = {"debian-12": 2 * GiB, "tiny": 256 * MiB}
+BUILD_SPACE_WINDOWS = 20 * GiB  # an installed Windows Server qcow2 (the ISO is the user's)
+# QEMU's own memory per guest on top of the guest's RAM: under TCG the 64 MiB translation cache hyperlab
+# sets plus QEMU itself (FACTS: a 256 MiB guest's whole QEMU was 300-310 MB RSS); under KVM no cache.
+OVERHEAD_TCG = 128 * MiB
+OVERHEAD_KVM = 64 * MiB
+
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+QEMU_USER_DEFAULT = "libvirt-qemu"  # Debian's build default (qemu.conf: #user = "libvirt-qemu")
+OVMF_DIR = Path("/usr/share/OVMF")
+OVMF_FILES = ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd")
+OVMF_SECURE_FILES = ("OVMF_CODE_4M.ms.fd", "OVMF_VARS_4M.ms.fd")
+FIRMWARE_DESCRIPTORS = Path("/usr/share/qemu/firmware")  # what libvirt's firmware="efi" autoselection reads
+BRIDGE_NF = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+KVM_FIX = "chown root:kvm /dev/kvm && chmod 0660 /dev/kvm"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's outcome. `ok` is False for problems; `level` refines it: ok/info, or warn/fail.
+
+    Only `fail` makes `lab doctor` exit 1: a warning (software emulation) still lets labs run.
+    """
+
+    ok: bool
+    what: str
+    detail: str
+    fix: str | None = None
+    level: Level = field(default=None)  # type: ignore[arg-type]  # filled from `ok` when not given
+
+    def __post_init__(self) -> None:
+        level = self.level or ("ok" if self.ok else "fail")
+        if (level in ("ok", "info")) != self.ok:
+            raise ValueError(f"level {level!r} contradicts ok={self.ok}")
+        object.__setattr__(self, "level", level)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.level]
+
+    @property
+    def failed(self) -> bool:
+        return self.level == "fail"
+
+    def line(self) -> str:
+        """`FAIL image tiny: not in the store ...; fix: lab image build tiny` (one line)."""
+        text = f"{self.label} {self.what}: {self.detail}"
+        return f"{text}; fix: {self.fix}" if self.fix else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.label}
+
+
+def any_failed(findings: list[Finding]) -> bool:
+    return any(f.failed for f in findings)
+
+
+def format_size(size: int) -> str:
+    """Human sizes for findings: 1.5 GiB, 512 MiB."""
+    for unit, factor in (("TiB", 1 << 40), ("GiB", GiB), ("MiB", MiB), ("KiB", 1 << 10)):
+        if abs(size) >= factor:
+            value = size / factor
+            return f"{value:.0f} {unit}" if value >= 100 or value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} B"
+
+
+# ------------------------------------------------------------------------------ lab needs
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a lab asks of the host, read from its topology (pure)."""
+
+    nodes: tuple[str, ...]
+    memory: int  # sum of the nodes' memory (nested guests live inside it)
+    images: tuple[str, ...]  # catalog images: every node's, and nested guests' when hyperlab builds them
+    nested: tuple[str, ...]
+    uefi: tuple[str, ...]
+    secure_boot: tuple[str, ...]
+    tpm: tuple[str, ...]
+
+
+def lab_needs(loaded: LoadedLab) -> Needs:
+    nodes = loaded.topology.topology.nodes
+    images = {n.image for n in nodes.values()}
+    images |= {g.image for g in loaded.lab.guests.values() if g.image in IMAGES}
+    return Needs(
+        nodes=tuple(nodes),
+        memory=sum(n.memory for n in nodes.values()),
+        images=tuple(sorted(images)),
+        nested=tuple(name for name, n in nodes.items() if n.nested),
+        uefi=tuple(name for name, n in nodes.items() if n.firmware == "uefi"),
+        secure_boot=tuple(name for name, n in nodes.items() if n.secure_boot),
+        tpm=tuple(name for name, n in nodes.items() if n.tpm),
+    )
+
+
+def build_space(image: str) -> int:
+    if image in BUILD_SPACE:
+        return BUILD_SPACE[image]
+    spec = IMAGES.get(image)
+    if spec is not None and spec.os == "windows":
+        return BUILD_SPACE_WINDOWS
+    return 2 * GiB
+
+
+def disk_needed(node_count: int, missing_images: list[str] | tuple[str, ...] = ()) -> tuple[int, int]:
+    """(bytes on the instances' filesystem, bytes on the store's filesystem)."""
+    return DISK_BASE + DISK_PER_NODE * node_count, sum(build_space(i) for i in missing_images)
+
+
+def memory_needed(needs: Needs, accel: str) -> int:
+    overhead = OVERHEAD_TCG if accel == "tcg" else OVERHEAD_KVM
+    return needs.memory + overhead * len(needs.nodes)
+
+
+# ------------------------------------------------------------------------------ host facts
+
+
+def existing_dir(path: Path) -> Path:
+    """`path` or its nearest existing ancestor (a store not yet created lives on its parent's disk)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(existing_dir(path))
+    return st.f_bavail * st.f_frsize
+
+
+def mount_point(path: Path) -> Path:
+    path = existing_dir(path).resolve()
+    dev = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == dev:
+        path = path.parent
+    return path
+
+
+def mem_available(meminfo: Path = Path("/proc/meminfo")) -> int:
+    match = re.search(r"^MemAvailable:\s+(\d+)\s*kB", meminfo.read_text(), re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+def qemu_run_as(conf: Path = QEMU_CONF) -> tuple[str, str | None]:
+    """(user, group) libvirt runs QEMU as, from qemu.conf (group None: the build default)."""
+    try:
+        text = conf.read_text()
+    except OSError:
+        text = ""
+    found: dict[str, str] = {}
+    for key in ("user", "group"):
+        match = re.search(rf'^\s*{key}\s*=\s*"([^"]*)"', text, re.MULTILINE)
+        if match:
+            found[key] = match.group(1)
+    return found.get("user", QEMU_USER_DEFAULT), found.get("group")
+
+
+def _uid_gid(user: str, group: str | None) -> tuple[int, int, set[int]] | None:
+    """uid, gid and all groups of the QEMU process, as libvirt computes them (virGetGroupList):
+    the user's groups from its passwd entry's primary group, plus the configured group."""
+    try:
+        entry = pwd.getpwuid(int(user[1:])) if user.startswith("+") else pwd.getpwnam(user)
+    except (KeyError, ValueError):
+        return None
+    if group is None:
+        gid = _gid(user) if not user.startswith("+") else entry.pw_gid
+        gid = entry.pw_gid if gid is None else gid
+    else:
+        gid = int(group[1:]) if group.startswith("+") else _gid(group)
+        if gid is None:
+            return None
+    groups = set(os.getgrouplist(entry.pw_name, entry.pw_gid)) | {gid}
+    return entry.pw_uid, gid, groups
+
+
+def _gid(name: str) -> int | None:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def can_read_write(mode: int, owner: int, group: int, uid: int, gids: set[int]) -> bool:
+    """Would a process of `uid` with groups `gids` open a file of this mode and owner read-write?"""
+    if uid == 0:
+        return True
+    if uid == owner:
+        return mode & 0o600 == 0o600
+    if group in gids:
+        return mode & 0o060 == 0o060
+    return mode & 0o006 == 0o006
+
+
+def _owner_text(st: os.stat_result) -> str:
+    def name(lookup: Callable[[int], Any], ident: int) -> str:
+        try:
+            return str(lookup(ident)[0])
+        except KeyError:
+            return str(ident)
+
+    return f"{name(pwd.getpwuid, st.st_uid)}:{name(grp.getgrgid, st.st_gid)} {stat.S_IMODE(st.st_mode):04o}"
+
+
+# ------------------------------------------------------------------------------------ checks
+
+
+def check_libvirt(uri: str) -> Finding:
+    from hyperlab.libvirt.conn import HostProblem, connect
+
+    try:
+        conn = connect(uri)
+    except HostProblem as exc:
+        return Finding(False, "libvirt", str(exc).split(";")[0], "bash scripts/setup-host.sh")
+    try:
+        lib, hv = conn.getLibVersion(), conn.getVersion()
+    finally:
+        conn.close()
+    return Finding(True, "libvirt", f"libvirt {_version(lib)} answers on {uri} (QEMU {_version(hv)})")
+
+
+def _version(number: int) -> str:
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def check_qemu() -> Finding:
+    exe = shutil.which(QEMU)
+    if exe is None:
+        return Finding(False, "QEMU", f"{QEMU} is not installed", "apt-get install qemu-system-x86")
+    version = qemu_version(exe) or "version unknown"
+    return Finding(True, "QEMU", f"{exe}: {version}")
+
+
+def kvm_finding(report: AccelReport, used: AccelReport | None = None) -> Finding:
+    if report.kvm_works:
+        cached = " (cached verdict)" if report.cached else ""
+        return Finding(True, "KVM", f"{report.why}{cached}")
+    vendor_module = "kvm_amd" if cpu_vendor() == "amd" else "kvm_intel"
+    fixes: dict[str, str | None] = {
+        "missing": f"modprobe {vendor_module} (if it fails: enable VT-x/AMD-V in the firmware setup)",
+        "no-access": "run lab as root",
+        "no-qemu": "apt-get install qemu-system-x86",
+        "untested": "lab image build tiny",
+        "hung": None,  # a host kernel problem; no command fixes it, software emulation works
+        "failed": None,
+    }
+    detail = f"software emulation: guests run 5-10x slower; {report.why}"
+    if report.cached:
+        detail += " (cached verdict; lab doctor --recheck tests again)"
+    if used is not None and used.source != "detected":
+        detail += f"; {used.source} chooses {used.accel}"
+    return Finding(False, "KVM", detail, fixes.get(report.status), level="warn")
+
+
+def check_kvm_access(device: Path = KVM_DEVICE, conf: Path = QEMU_CONF) -> Finding | None:
+    """Can QEMU's user open /dev/kvm? Without udev the node is root:root 0600; libvirtd (root) then
+    sees KVM as usable for itself but not for QEMU's user, drops its QEMU capability cache on
+    every API call and probes QEMU again: each defineXML took ~60 s (25 ms after this fix)."""
+    try:
+        st = device.stat()
+    except OSError:
+        return None
+    user, group = qemu_run_as(conf)
+    ids = _uid_gid(user, group)
+    what = f"{device} access"
+    if ids is None:
+        return Finding(False, what, f"QEMU's user {user!r} (from {conf}) does not exist", "bash scripts/setup-host.sh",
+                       level="warn")
+    uid, gids = ids[0], ids[2]
+    owner = _owner_text(st)
+    if can_read_write(st.st_mode, st.st_uid, st.st_gid, uid, gids):
+        return Finding(True, what, f"{owner}: QEMU's user {user} can use it")
+    kvm_gid = _gid("kvm")
+    fix = KVM_FIX if kvm_gid is not None and kvm_gid in gids else f"{KVM_FIX} && usermod -aG kvm {user}"
+    return Finding(False, what, f"{owner}: QEMU's user {user} cannot open it, so libvirtd re-probes QEMU on every "
+                   "call (~60 s per define)", fix)
+
+
+def check_nested(needs: Needs, accel: str, sys_module: Path = Path("/sys/module")) -> Finding:
+    names = ", ".join(needs.nested)
+    if accel != "kvm":
+        return Finding(True, "nested virtualization", f"{names}: not needed under software emulation "
+                       "(their guests are emulated too)", level="info")
+    module = "kvm_amd" if cpu_vendor() == "amd" else "kvm_intel"
+    fix = (f'echo "options {module} nested=1" > /etc/modprobe.d/kvm.conf && modprobe -r {module} && modprobe {module}'
+           " (with no guest running)")
+    path = sys_module / module / "parameters" / "nested"
+    try:
+        value = path.read_text().strip()
+    except OSError:
+        return Finding(False, "nested virtualization", f"{names} host guests but {module} is not loaded ({path} missing)",
+                       fix)
+    if value in ("Y", "y", "1"):
+        return Finding(True, "nested virtualization", f"{module} nested={value}: {names} can host guests")
+    return Finding(False, "nested virtualization", f"{module} nested={value}: {names} cannot host guests under KVM", fix)
+
+
+def check_ovmf(needs: Needs, ovmf_dir: Path = OVMF_DIR, descriptors: Path = FIRMWARE_DESCRIPTORS) -> Finding:
+    wanted = list(OVMF_FILES) + (list(OVMF_SECURE_FILES) if needs.secure_boot else [])
+    missing = [name for name in wanted if not (ovmf_dir / name).is_file()]
+    if not any(descriptors.glob("*.json")):
+        missing.append(f"{descriptors}/*.json")
+    names = ", ".join(needs.uefi)
+    if missing:
+        return Finding(False, "UEFI firmware (OVMF)", f"{names} boot with UEFI but {', '.join(missing)} missing",
+                       "apt-get install ovmf")
+    return Finding(True, "UEFI firmware (OVMF)", f"{ovmf_dir}/{OVMF_FILES[0]} for {names}")
+
+
+def check_swtpm(needs: Needs) -> Finding:
+    names = ", ".join(needs.tpm)
+    missing = [tool for tool in ("swtpm", "swtpm_setup") if shutil.which(tool) is None]
+    if missing:
+        return Finding(False, "TPM (swtpm)", f"{names} have a TPM but {', '.join(missing)} missing",
+                       "apt-get install swtpm swtpm-tools")
+    return Finding(True, "TPM (swtpm)", f"swtpm present for {names}")
+
+
+def check_disk(node_count: int, missing_images: list[str], store_root: Path, instances_dir: Path) -> list[Finding]:
+    need_instances, need_images = disk_needed(node_count, missing_images)
+    by_fs: dict[Path, list[tuple[str, int]]] = {}
+    by_fs.setdefault(mount_point(instances_dir), []).append(
+        (f"{node_count} node overlays in {instances_dir}", need_instances))
+    if need_images:
+        by_fs.setdefault(mount_point(store_root), []).append((f"building {', '.join(missing_images)} in {store_root}",
+                                                              need_images))
+    findings = []
+    for fs, parts in by_fs.items():
+        need = sum(size for _, size in parts)
+        free = free_bytes(fs)
+        uses = " + ".join(f"{text} ~{format_size(size)}" for text, size in parts)
+        detail = f"{format_size(free)} free on {fs}; need ~{format_size(need)} ({uses})"
+        if free >= need:
+            findings.append(Finding(True, "disk", detail))
+        else:
+            findings.append(Finding(False, "disk", detail,
+                                    f"free {format_size(need - free)} on {fs}, or set HYPERLAB_IMAGES to a "
+                                    "folder on a larger disk"))
+    return findings
+
+
+def check_memory(needs: Needs, accel: str, available: int | None = None) -> Finding:
+    available = mem_available() if available is None else available
+    need = memory_needed(needs, accel)
+    per = OVERHEAD_TCG if accel == "tcg" else OVERHEAD_KVM
+    count = f"{len(needs.nodes)} node" + ("s" if len(needs.nodes) != 1 else "")
+    detail = (f"{format_size(available)} available; need ~{format_size(need)} ({count} "
+              f"{format_size(needs.memory)} + QEMU {format_size(per)} each under {accel})")
+    if available >= need:
+        return Finding(True, "memory", detail)
+    return Finding(False, "memory", detail, f"free {format_size(need - available)} of memory (stop other guests: "
+                   "virsh list), or use a smaller lab")
+
+
+def check_image(name: str, store: ImageStore) -> Finding:
+    what = f"image {name}"
+    hint = IMAGES[name].build_hint if name in IMAGES else f"lab image build {name}"
+    try:
+        manifest = store.get(name)
+    except ImageError as exc:
+        if store.exists(name):  # a damaged manifest: the store's own one-line message has the fix
+            return Finding(False, what, str(exc).split(";")[0], f"{hint} --force")
+        return Finding(False, what, f"not in the image store {store.root}", hint)
+    built = manifest.build_date.strftime("%Y-%m-%d")
+    return Finding(True, what, f"{store.path(name)} ({format_size(manifest.size)}, built {built})")
+
+
+def check_bridge_netfilter(path: Path = BRIDGE_NF) -> Finding:
+    try:
+        value = path.read_text().strip()
+    except OSError:
+        return Finding(True, "bridge netfilter", "br_netfilter not loaded: bridged lab traffic skips iptables",
+                       level="info")
+    if value == "1":
+        return Finding(True, "bridge netfilter", "net.bridge.bridge-nf-call-iptables=1: bridged lab traffic passes "
+                       "the host's iptables; hyperlab's guards exclude lab bridges from NAT (nothing to do)", level="info")
+    return Finding(True, "bridge netfilter", f"net.bridge.bridge-nf-call-iptables={value}", level="info")
+
+
+# ---------------------------------------------------------------------------------- diagnose
+
+
+def diagnose(
+    loaded: LoadedLab | None,
+    store: ImageStore | None = None,
+    *,
+    facts: HostFacts | None = None,
+    uri: str = "qemu:///system",
+    accel: AccelReport | None = None,
+    recheck: bool = False,
+    cache_path: Path | None = CACHE_PATH,
+    env: dict[str, str] | None = None,
+) -> list[Finding]:
+    """Every check for this host, and for `loaded`'s needs when a lab is given. Never prints.
+
+    `accel`: a detection already made (else `detect_accel` runs: cached, or up to 15 s once).
+    """
+    store = store or ImageStore()
+    facts = facts or HostFacts()
+    findings = [check_libvirt(uri), check_qemu()]
+
+    report = accel or detect_accel(store, cache_path=cache_path, use_cache=not recheck)
+    try:
+        used = resolve_accel("auto", store, env=env, detect=lambda _store: report)
+    except AccelUnavailable as exc:
+        used = None
+        findings.append(Finding(False, "accelerator", str(exc), "unset HYPERLAB_ACCEL"))
+    findings.append(kvm_finding(report, used))
+    access = check_kvm_access()
+    if access is not None:
+        findings.append(access)
+    accel_used = used.accel if used is not None else report.accel
+
+    if loaded is not None:
+        needs = lab_needs(loaded)
+        if needs.nested:
+            findings.append(check_nested(needs, accel_used))
+        if needs.uefi:
+            findings.append(check_ovmf(needs))
+        if needs.tpm:
+            findings.append(check_swtpm(needs))
+        missing = [name for name in needs.images if not store.exists(name)]
+        findings += check_disk(len(needs.nodes), missing, store.root, facts.instances_dir)
+        findings.append(check_memory(needs, accel_used))
+        findings += [check_image(name, store) for name in needs.images]
+    findings.append(check_bridge_netfilter())
+    return findings
+
+
+__all__ = ["Finding", "Needs", "any_failed", "diagnose", "disk_needed", "lab_needs", "memory_needed"]
