@@ -268,7 +268,8 @@ def _plan_node(name: str, node: Node, nics: list[PlanNic], topo: Topology, prefi
         kernel=facts.images_dir / f"{node.image}.vmlinuz" if linux_kernel else None,
         initrd=facts.images_dir / f"{node.image}.initrd" if linux_kernel else None,
         cmdline=f"{LINUX_CMDLINE} systemd.hostname={hostname}" if linux_kernel else None,
-        credentials=_linux_credentials(nics, topo, facts) if spec.os == "linux" else {},
+        # A `router` forwards between the networks the lab addresses for it (no script needed).
+        credentials=_linux_credentials(nics, topo, facts, "router" in node.roles) if spec.os == "linux" else {},
         unattend_iso=pool_path / f"{name}.unattend.iso" if spec.os == "windows" else None,
     )
 
@@ -276,11 +277,13 @@ def _plan_node(name: str, node: Node, nics: list[PlanNic], topo: Topology, prefi
 # ------------------------------------------------------------ Linux specialization
 
 
-def networkd_file(nic: PlanNic, topo: Topology, default_route: bool) -> str:
+def networkd_file(nic: PlanNic, topo: Topology, default_route: bool, forward: bool) -> str:
     """A systemd-networkd unit for one lab-configured NIC, matched by MAC (names may vary)."""
     assert nic.ip is not None
     net = topo.networks[nic.network]
     lines = ["[Match]", f"MACAddress={nic.mac}", "", "[Network]", f"Address={nic.ip}"]
+    if forward:
+        lines.append("IPForward=ipv4")
     if default_route and nic.gateway is not None:
         lines.append(f"Gateway={nic.gateway}")
     lines += [f"DNS={dns}" for dns in net.dns]
@@ -294,13 +297,13 @@ def _tmpfile_line(path: str, mode: str, content: str) -> str:
     return f"f+~ {path} {mode} root root - {base64.b64encode(content.encode()).decode()}"
 
 
-def tmpfiles_lines(nics: list[PlanNic], topo: Topology, ssh_public_key: str | None) -> list[str]:
+def tmpfiles_lines(nics: list[PlanNic], topo: Topology, ssh_public_key: str | None, router: bool = False) -> list[str]:
     lines = []
     routed = False
     for i, nic in enumerate(nics):
         if nic.ip is None or nic.set_by != "lab":
             continue
-        unit = networkd_file(nic, topo, default_route=not routed)
+        unit = networkd_file(nic, topo, default_route=not routed, forward=router)
         routed = routed or nic.gateway is not None
         lines.append(_tmpfile_line(f"/etc/systemd/network/10-hyperlab-{i}-{nic.network}.network", "0644", unit))
     if ssh_public_key:
@@ -309,8 +312,8 @@ def tmpfiles_lines(nics: list[PlanNic], topo: Topology, ssh_public_key: str | No
     return lines
 
 
-def _linux_credentials(nics: list[PlanNic], topo: Topology, facts: HostFacts) -> dict[str, str]:
-    lines = tmpfiles_lines(nics, topo, facts.ssh_public_key)
+def _linux_credentials(nics: list[PlanNic], topo: Topology, facts: HostFacts, router: bool) -> dict[str, str]:
+    lines = tmpfiles_lines(nics, topo, facts.ssh_public_key, router)
     if not lines:
         return {}
     return {"tmpfiles.extra": base64.b64encode(("\n".join(lines) + "\n").encode()).decode()}

@@ -1,0 +1,274 @@
+"""`lab up / status / down / reset`: the shell around converge, boot, readiness and start state.
+
+Readiness of a node = its guest agent answers and its first-boot specialization has finished
+(`/run/hyperlab/ready` on Linux). Start-state actions run through the agent channel; each leaves
+a marker in the guest, so `lab up` again runs nothing twice, and a reset node (a fresh overlay,
+hence no markers) gets its start state again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from hyperlab import hostnet
+from hyperlab.guest.agent import AgentChannel
+from hyperlab.guest.base import ChannelError, RunResult
+from hyperlab.images.store import ImageMissing, ImageStore
+from hyperlab.libvirt.apply import (Change, converge, read_record, record_path, remove_domain, start_domain, teardown,
+                                    write_record)
+from hyperlab.libvirt.conn import lookup_domain, lookup_pool
+from hyperlab.load import LoadedLab
+from hyperlab.plan import Plan, PlanNode
+
+READY_MARKER = {"linux": "/run/hyperlab/ready", "windows": r"C:\hyperlab\ready"}
+STATE_DIR = {"linux": "/var/lib/hyperlab", "windows": r"C:\hyperlab"}
+SECRETS_DIR = {"linux": "/etc/hyperlab/secrets", "windows": r"C:\hyperlab\secrets"}
+SECRET_NAMES = ("domain-admin", "dsrm")
+Progress = Callable[[str, str], None]  # (node, phase)
+
+
+class NotReady(Exception):
+    """A node did not become ready in time; the message says which and what was last seen."""
+
+
+class StartStateFailed(Exception):
+    """A start-state script failed in a guest; the message carries its command and output."""
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    domain: str
+    state: str  # running, shut off, paused, missing, ...
+    agent: bool
+    ready: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "domain": self.domain, "state": self.state, "agent": self.agent, "ready": self.ready}
+
+
+def _quiet(_node: str, _phase: str) -> None:
+    pass
+
+
+# -------------------------------------------------------------------------- secrets
+
+
+def instance_secrets(plan: Plan) -> dict[str, str]:
+    """Per-instance passwords, made once and kept (0600) beside the instance's volumes."""
+    path = plan.pool_path / "secrets.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        pass
+    # Upper, lower and digits: acceptable to AD's complexity rules and to Samba.
+    values = {name: "Hl-" + secrets.token_urlsafe(12).replace("-", "x").replace("_", "y") + "9a" for name in SECRET_NAMES}
+    plan.pool_path.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(values, handle)
+    os.replace(tmp, path)
+    return values
+
+
+def instance_key(plan: Plan) -> str:
+    """The instance's SSH key pair (for the ssh channel); the public half goes into the guests."""
+    key = plan.pool_path / "id_ed25519"
+    if not key.exists():
+        write_record(plan)  # the folder is the instance's from its first file on, so `lab down` removes it
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hyperlab-{plan.lab}-{plan.instance}",
+                        "-f", str(key)], check=True)
+    return key.with_suffix(".pub").read_text().strip()
+
+
+def ensure_images(store: ImageStore, names: set[str], progress: Progress = _quiet) -> None:
+    """Build the golden images a lab needs that the store lacks; Windows images need the user's ISO."""
+    from hyperlab.images.debian import build_debian
+    from hyperlab.images.tiny import build_tiny
+
+    builders = {"debian-12": build_debian, "tiny": build_tiny}
+    for name in sorted(names):
+        if store.exists(name):
+            continue
+        if name not in builders:
+            raise ImageMissing(name, store.root)
+
+        def report(phase: str, fraction: float, name: str = name) -> None:
+            if fraction in (0.0, 1.0):
+                progress(f"image {name}", f"{phase} {'started' if fraction == 0.0 else 'done'}")
+
+        progress(f"image {name}", "building (a few minutes, once)")
+        builders[name](store, name, progress=report)
+
+
+# ------------------------------------------------------------------------ readiness
+
+
+def channel_for(conn: libvirt.virConnect, node: PlanNode) -> AgentChannel:
+    domain = lookup_domain(conn, node.domain)
+    if domain is None:
+        raise ChannelError(f"{node.name} is not deployed (no domain {node.domain}); run `lab up`")
+    return AgentChannel(domain, node.name, node.os)
+
+
+def is_ready(channel: AgentChannel) -> bool:
+    if not channel.ping():
+        return False
+    marker = READY_MARKER[channel.os]
+    test = f"Test-Path '{marker}'" if channel.os == "windows" else ["/bin/test", "-e", marker]
+    result = channel.run(test, timeout=20)
+    return result.ok and (channel.os != "windows" or result.stdout.strip() == "True")
+
+
+def wait_ready(conn: libvirt.virConnect, node: PlanNode, timeout: float, progress: Progress = _quiet) -> float:
+    start = time.monotonic()
+    channel = channel_for(conn, node)
+    agent_seen = False
+    while time.monotonic() - start < timeout:
+        if not channel.domain.isActive():
+            raise NotReady(f"{node.name} stopped while booting; see `lab console` or the log in /var/log/libvirt/qemu/{node.domain}.log")
+        if channel.ping():
+            if not agent_seen:
+                agent_seen = True
+                progress(node.name, "agent answers")
+            if is_ready(channel):
+                return time.monotonic() - start
+        time.sleep(1)
+    seen = "its agent answers but specialization has not finished" if agent_seen else "its guest agent never answered"
+    raise NotReady(f"{node.name} was not ready after {timeout:.0f}s: {seen}; look at `lab console {node.name}`")
+
+
+# ---------------------------------------------------------------------- start state
+
+
+def _script_name(index: int, run: str, os_name: str) -> str:
+    suffix = Path(run).suffix or (".ps1" if os_name == "windows" else ".sh")
+    return f"start-{index}{suffix}"
+
+
+def run_start_action(channel: AgentChannel, loaded: LoadedLab, index: int, values: dict[str, str]) -> RunResult | None:
+    """Run start action `index` on one node unless its marker says it already ran."""
+    action = loaded.lab.start[index]
+    os_name = channel.os
+    state = STATE_DIR[os_name]
+    sep = "\\" if os_name == "windows" else "/"
+    marker = f"{state}{sep}start-{index}.done"
+    if os_name == "windows":
+        done = channel.run(f"Test-Path '{marker}'").stdout.strip() == "True"
+    else:
+        done = channel.run(["/bin/test", "-e", marker]).ok
+    if done:
+        return None
+    prepare = (f"New-Item -ItemType Directory -Force '{state}','{SECRETS_DIR[os_name]}' | Out-Null" if os_name == "windows"
+               else f"mkdir -p {state} {SECRETS_DIR[os_name]} && chmod 700 {SECRETS_DIR[os_name]}")
+    _must(channel.run(prepare))
+    for name, value in values.items():
+        channel.write_file(f"{SECRETS_DIR[os_name]}{sep}{name}", value.encode())
+    script = f"{state}{sep}{_script_name(index, action.run, os_name)}"
+    channel.write_file(script, (loaded.folder / action.run).read_bytes())
+    command = (["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", script]
+               if os_name == "windows" else ["/bin/sh", script])
+    result = channel.run(command, timeout=1800)
+    if not result.ok:
+        raise StartStateFailed(f"start action {action.run} failed on {channel.node}:\n{result.summary()}")
+    channel.write_file(marker, b"")
+    return result
+
+
+def _must(result: RunResult) -> None:
+    if not result.ok:
+        raise StartStateFailed(result.summary())
+
+
+def run_start_state(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: set[str] | None = None,
+                    progress: Progress = _quiet) -> None:
+    """Start actions in their order; the nodes of one action in parallel."""
+    values = instance_secrets(plan)
+    for index, action in enumerate(loaded.lab.start):
+        nodes = [n for n in action.nodes if only is None or n in only]
+
+        def one(name: str, index: int = index) -> None:
+            progress(name, f"start state: {loaded.lab.start[index].run}")
+            if run_start_action(channel_for(conn, plan.node(name)), loaded, index, values) is None:
+                progress(name, f"start state: {loaded.lab.start[index].run} already done")
+
+        with ThreadPoolExecutor(max_workers=max(len(nodes), 1)) as pool:
+            for future in [pool.submit(one, name) for name in nodes]:
+                future.result()
+
+
+# -------------------------------------------------------------------------- commands
+
+
+def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: float = 900,
+       progress: Progress = _quiet) -> list[Change]:
+    changes = converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
+    for wave in plan.waves():
+        for name in wave:
+            if start_domain(conn, plan.node(name).domain):
+                progress(name, "booting")
+        with ThreadPoolExecutor(max_workers=max(len(wave), 1)) as pool:
+            futures = {name: pool.submit(wait_ready, conn, plan.node(name), timeout, progress) for name in wave}
+            for name, future in futures.items():
+                progress(name, f"ready after {future.result():.1f}s")
+    run_start_state(conn, loaded, plan, progress=progress)
+    return changes
+
+
+def down(conn: libvirt.virConnect, plan: Plan, progress: Progress = _quiet) -> list[Change]:
+    return teardown(conn, plan, progress, host_side=hostnet.remove_host_side)
+
+
+def reset(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[str], *, timeout: float = 900,
+          progress: Progress = _quiet) -> None:
+    """New overlays from the golden image (seed 000: delete the overlay, recreate it), then start state."""
+    pool = lookup_pool(conn, plan.pool)
+    if pool is None or read_record(record_path(plan)) is None:
+        raise ChannelError(f"{plan.lab} instance {plan.instance} is not deployed; run `lab up {plan.lab}` first")
+    for name in names:
+        node = plan.node(name)
+        domain = lookup_domain(conn, node.domain)
+        if domain is not None:
+            remove_domain(domain)  # defined again by converge, with the same XML
+        pool.refresh(0)
+        for volume in node.volumes:
+            if volume.name in pool.listVolumes():
+                pool.storageVolLookupByName(volume.name).delete(0)
+        progress(name, "overlay removed")
+    converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
+    for name in names:
+        start_domain(conn, plan.node(name).domain)
+        progress(name, "booting")
+    with ThreadPoolExecutor(max_workers=len(names)) as executor:
+        for name, future in {n: executor.submit(wait_ready, conn, plan.node(n), timeout, progress) for n in names}.items():
+            progress(name, f"ready after {future.result():.1f}s")
+    run_start_state(conn, loaded, plan, only=set(names), progress=progress)
+
+
+def status(conn: libvirt.virConnect, plan: Plan) -> list[NodeStatus]:
+    states = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+              libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
+              libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended"}
+    result = []
+    for node in plan.nodes:
+        domain = lookup_domain(conn, node.domain)
+        if domain is None:
+            result.append(NodeStatus(node.name, node.domain, "missing", False, False))
+            continue
+        state = states.get(domain.state()[0], "unknown")
+        channel = AgentChannel(domain, node.name, node.os)
+        agent = state == "running" and channel.ping(timeout=2)
+        ready = agent and is_ready(channel)
+        result.append(NodeStatus(node.name, node.domain, state, agent, ready))
+    return result
