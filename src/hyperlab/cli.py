@@ -384,11 +384,9 @@ def console(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")]
 def _mount_sub_apps() -> None:
     from hyperlab.cli_doctor import register
 
+    from hyperlab.cli_image import image_app
+
     register(app)
-    try:
-        from hyperlab.cli_image import image_app
-    except ImportError:  # being written; mounted unconditionally once it lands
-        return
     app.add_typer(image_app, name="image", help="Build and list golden images.")
 
 

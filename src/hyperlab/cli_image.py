@@ -1,0 +1,204 @@
+"""``lab image``: build and list golden images (mounted by the main CLI as a typer sub-app)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hyperlab.images.common import BuildError
+from hyperlab.images.store import ImageError, ImageManifest, ImageStore
+
+image_app = typer.Typer(
+    name="image",
+    help="Build and list golden images (store: $HYPERLAB_IMAGES or /var/lib/libvirt/images/hyperlab).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class Builder:
+    phases: tuple[str, ...]
+    load: Callable[[], Callable[..., ImageManifest]]
+    about: str
+
+
+def _debian() -> Callable[..., ImageManifest]:
+    from hyperlab.images.debian import build_debian
+
+    return build_debian
+
+
+def _tiny() -> Callable[..., ImageManifest]:
+    from hyperlab.images.tiny import build_tiny
+
+    return build_tiny
+
+
+BUILDERS: dict[str, Builder] = {
+    "debian-12": Builder(
+        ("bootstrap", "configure", "kernel", "disk", "convert", "manifest"),
+        _debian,
+        "Debian 12 with systemd, SSH, guest agent and the Linux labs' packages",
+    ),
+    "tiny": Builder(
+        ("fetch", "initramfs", "disk", "convert", "manifest"),
+        _tiny,
+        "kernel + busybox initramfs + small data disk, for nested guests",
+    ),
+}
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def os_error(e: OSError, store: ImageStore) -> str:
+    what = e.strerror or str(e)
+    where = f": {e.filename}" if e.filename else ""
+    return f"image store {store.root}: {what}{where} (set HYPERLAB_IMAGES to a writable directory, or run as root)"
+
+
+def human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@image_app.command("build")
+def build(
+    name: str = typer.Argument(..., help=f"image to build: {', '.join(BUILDERS)}"),
+    force: bool = typer.Option(False, "--force", "-f", help="rebuild even if the image exists"),
+) -> None:
+    """Build a golden image into the image store (needs root)."""
+    builder = BUILDERS.get(name)
+    if builder is None:
+        fail(f"unknown image {name!r}; known images: {', '.join(BUILDERS)}")
+    store = ImageStore()
+    try:
+        if store.exists(name) and not force:
+            m = store.get(name)
+            out.print(
+                f"{name} is already built ({human(m.size)}, {m.build_date:%Y-%m-%d %H:%M} UTC) in "
+                f"{store.path(name)}; use --force to rebuild",
+                highlight=False,
+            )
+            return
+        store.ensure_root()
+    except ImageError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(os_error(e, store))
+
+    progress = Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    )
+    tasks = {p: progress.add_task(p, total=1.0, start=False) for p in builder.phases}
+
+    def on_progress(phase: str, fraction: float) -> None:
+        task = tasks.get(phase)
+        if task is None:
+            task = tasks[phase] = progress.add_task(phase, total=1.0)
+        if not progress.tasks[task].started:
+            progress.start_task(task)
+        progress.update(task, completed=fraction)
+        if fraction >= 1.0:
+            progress.stop_task(task)
+
+    t0 = time.monotonic()
+    try:
+        with progress:
+            m = builder.load()(store, name, progress=on_progress, force=force)
+    except BuildError as e:
+        fail(str(e), code=1)
+    except ImageError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(os_error(e, store), code=1)
+    except KeyboardInterrupt:
+        fail(f"interrupted; the build of {name} left nothing in the store", code=130)
+    out.print(
+        f"built {name}: {human(m.size)} qcow2 in {time.monotonic() - t0:.0f} s -> {store.path(name)}",
+        highlight=False,
+    )
+
+
+@image_app.command("list")
+def list_images(
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Show the images of the store: size, backing chain, build date."""
+    store = ImageStore()
+    try:
+        rows = store.list()
+    except ImageError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(os_error(e, store))
+    if as_json:
+        data = []
+        for r in rows:
+            m = r.manifest
+            data.append(
+                {
+                    "name": r.name,
+                    "path": str(r.path),
+                    "size": r.size,
+                    "file_size": r.file_size,
+                    "virtual_size": r.virtual_size,
+                    "backing_chain": r.backing_chain,
+                    "read_only": r.read_only,
+                    "os": m.os if m else None,
+                    "build_date": m.build_date.isoformat() if m else None,
+                    "sha256": m.sha256 if m else None,
+                    "kernel": m.kernel if m else None,
+                    "initrd": m.initrd if m else None,
+                    "cmdline": m.cmdline if m else None,
+                    "error": r.error,
+                }
+            )
+        typer.echo(json.dumps({"store": str(store.root), "images": data}, indent=2))
+        return
+    if not rows:
+        out.print(f"no images in {store.root}; build one with: lab image build debian-12", highlight=False)
+        return
+    table = Table(title=f"images in {store.root}", title_justify="left")
+    for col in ("name", "os", "size", "virtual", "backing chain", "built (UTC)", "status"):
+        table.add_column(col)
+    for r in rows:
+        m = r.manifest
+        status = "ok" if r.error is None and r.read_only else (r.error or "writable (not finished?)")
+        table.add_row(
+            r.name,
+            m.os if m else "?",
+            human(r.size),
+            human(r.virtual_size),
+            " -> ".join(r.backing_chain) or "-",
+            f"{m.build_date:%Y-%m-%d %H:%M}" if m else "-",
+            status,
+        )
+    out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    image_app()
