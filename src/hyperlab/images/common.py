@@ -9,9 +9,11 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from hyperlab.images.store import ImageError, ImageStore
+from hyperlab.images.store import ImageError, ImageManifest, ImageStore, utc_now
 
 Progress = Callable[[str, float], None]
 """``progress(phase, fraction)``: fraction of *that phase* done, 0.0 at its start, 1.0 at its end."""
@@ -218,3 +220,44 @@ def clean_dir(path: Path) -> None:
             if mnt == real or mnt.startswith(real + "/"):
                 raise BuildError(f"{mnt} is still mounted inside the build directory; unmount it and retry")
     shutil.rmtree(path)
+
+
+@contextmanager
+def build_workspace(store: ImageStore, name: str, runner: PhaseRunner, *, keep_work: bool) -> Iterator[tuple[Path, Path]]:
+    """Lock the image, give the build a clean work folder (0755: apt's _apt user must reach it)
+    and a fresh build log; on failure note the phase in the log; remove the work folder after."""
+    with store.lock(name):
+        store.ensure_root()
+        work = work_dir(store, name)
+        clean_dir(work)
+        work.mkdir(mode=0o755)
+        log = store.root / f"{name}.build.log"
+        log.write_text(f"hyperlab build of {name} started {utc_now().isoformat()}\n")
+        try:
+            yield work, log
+        except BaseException:
+            with open(log, "a") as lf:
+                lf.write(f"build failed in phase {runner.current}\n")
+            raise
+        finally:
+            if not keep_work:
+                try:
+                    clean_dir(work)
+                except BuildError:
+                    pass
+
+
+def publish(store: ImageStore, name: str, runner: PhaseRunner, *, kernel: Path, initrd: Path, disk: Path,
+            builder: str, packages: list[str], cmdline: str, notes: dict[str, Any]) -> ImageManifest:
+    """Move the staged kernel, initrd and disk into the store and write the manifest last."""
+    with runner.phase("manifest"):
+        # the old manifest goes first: a half-replaced image then reads as missing
+        store.manifest_path(name).unlink(missing_ok=True)
+        store.install_file(kernel, f"{name}.vmlinuz")
+        store.install_file(initrd, f"{name}.initrd")
+        store.install_file(disk, f"{name}.qcow2")
+        manifest = store.finish(name, os_name="linux", builder=builder, packages=packages, kernel=f"{name}.vmlinuz",
+                                initrd=f"{name}.initrd", cmdline=cmdline, notes=notes)
+    manifest.notes["phase_seconds"] = dict(runner.timings)
+    store.write_manifest(manifest)
+    return manifest

@@ -73,14 +73,14 @@ from hyperlab.images.common import (
     BuildError,
     PhaseRunner,
     Progress,
-    clean_dir,
+    build_workspace,
     host_apt_sources,
     mmdebstrap_progress,
     qemu_img_progress,
     require_root,
     require_tools,
     run_logged,
-    work_dir,
+    publish,
 )
 from hyperlab.images.store import ImageManifest, ImageStore, utc_now
 
@@ -269,75 +269,42 @@ def build_debian(
     pkgs = list(packages or PACKAGES)
     runner = PhaseRunner(progress)
 
-    with store.lock(name):
-        store.ensure_root()
-        work = work_dir(store, name)
-        clean_dir(work)
-        work.mkdir(mode=0o755)  # apt's sandbox user (_apt) must reach the root
+    with build_workspace(store, name, runner, keep_work=keep_work) as (work, log):
         root = work / "root"
-        log = store.root / f"{name}.build.log"
-        log.write_text(f"hyperlab build of {name} started {utc_now().isoformat()}\n")
-        try:
-            with runner.phase("bootstrap") as update:
-                _bootstrap(root, work, pkgs, sources, log, update)
-            with runner.phase("configure"):
-                _configure(root, name, log)
-            with runner.phase("kernel"):
-                kver, kernel, initrd = _find_kernel(root, log)
-                staged_kernel = shutil.copy2(kernel, work / "vmlinuz")
-                staged_initrd = shutil.copy2(initrd, work / "initrd")
-            notes = {
-                "suite": DEBIAN_SUITE,
-                "kernel_version": kver,
-                "root_files_bytes": _tree_bytes(root),
-                "installed_packages": _installed_count(root),
-                "sources": [str(s) for s in sources],
-            }
-            with runner.phase("disk"):
-                raw = work / "root.raw"
-                run_logged(
-                    ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "hyperlab-root", "-E", "root_owner=0:0",
-                     "-d", str(root), str(raw), str(disk_size // 1024) + "k"],
-                    log,
-                    what="mke2fs",
-                )
-            with runner.phase("convert") as update:
-                staged_disk = work / "disk.qcow2"
-                run_logged(
-                    ["qemu-img", "convert", "-p", "-f", "raw", "-O", "qcow2", str(raw), str(staged_disk)],
-                    log,
-                    on_line=qemu_img_progress(update),
-                    what="qemu-img convert",
-                )
-                raw.unlink()
-            with runner.phase("manifest"):
-                # the old manifest goes first: a half-replaced image then reads as missing
-                store.manifest_path(name).unlink(missing_ok=True)
-                store.install_file(Path(staged_kernel), f"{name}.vmlinuz")
-                store.install_file(Path(staged_initrd), f"{name}.initrd")
-                store.install_file(staged_disk, f"{name}.qcow2")
-                manifest = store.finish(
-                    name,
-                    os_name="linux",
-                    builder="debian",
-                    packages=pkgs,
-                    kernel=f"{name}.vmlinuz",
-                    initrd=f"{name}.initrd",
-                    cmdline=CMDLINE,
-                    notes=notes,
-                )
-            manifest.notes["phase_seconds"] = dict(runner.timings)
-            store.write_manifest(manifest)
-        except BaseException:
-            with open(log, "a") as lf:
-                lf.write(f"build failed in phase {runner.current}\n")
-            raise
-        finally:
-            if not keep_work:
-                try:
-                    clean_dir(work)
-                except BuildError:
-                    pass
+        with runner.phase("bootstrap") as update:
+            _bootstrap(root, work, pkgs, sources, log, update)
+        with runner.phase("configure"):
+            _configure(root, name, log)
+        with runner.phase("kernel"):
+            kver, kernel, initrd = _find_kernel(root, log)
+            staged_kernel = Path(shutil.copy2(kernel, work / "vmlinuz"))
+            staged_initrd = Path(shutil.copy2(initrd, work / "initrd"))
+        notes = {
+            "suite": DEBIAN_SUITE,
+            "kernel_version": kver,
+            "root_files_bytes": _tree_bytes(root),
+            "installed_packages": _installed_count(root),
+            "sources": [str(s) for s in sources],
+        }
+        with runner.phase("disk"):
+            raw = work / "root.raw"
+            run_logged(
+                ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "hyperlab-root", "-E", "root_owner=0:0",
+                 "-d", str(root), str(raw), str(disk_size // 1024) + "k"],
+                log,
+                what="mke2fs",
+            )
+        with runner.phase("convert") as update:
+            staged_disk = work / "disk.qcow2"
+            run_logged(
+                ["qemu-img", "convert", "-p", "-f", "raw", "-O", "qcow2", str(raw), str(staged_disk)],
+                log,
+                on_line=qemu_img_progress(update),
+                what="qemu-img convert",
+            )
+            raw.unlink()
+        manifest = publish(store, name, runner, kernel=staged_kernel, initrd=staged_initrd, disk=staged_disk,
+                           builder="debian", packages=pkgs, cmdline=CMDLINE, notes=notes)
     return manifest
 
 

@@ -44,15 +44,15 @@ from hyperlab.images.common import (
     BuildError,
     PhaseRunner,
     Progress,
-    clean_dir,
+    build_workspace,
     host_apt_sources,
     mmdebstrap_progress,
     require_root,
     require_tools,
     run_logged,
-    work_dir,
+    publish,
 )
-from hyperlab.images.store import ImageManifest, ImageStore, utc_now
+from hyperlab.images.store import ImageManifest, ImageStore
 
 PHASES = ("fetch", "initramfs", "disk", "convert", "manifest")
 PACKAGES = ["linux-image-cloud-amd64", "busybox-static"]
@@ -172,79 +172,43 @@ def build_tiny(
     sources = host_apt_sources(DEBIAN_SUITE)
     runner = PhaseRunner(progress)
 
-    with store.lock(name):
-        store.ensure_root()
-        work = work_dir(store, name)
-        clean_dir(work)
-        work.mkdir()
-        log = store.root / f"{name}.build.log"
-        log.write_text(f"hyperlab build of {name} started {utc_now().isoformat()}\n")
-        try:
-            with runner.phase("fetch") as update:
-                ex = work / "extract"
-                run_logged(
-                    ["mmdebstrap", "--variant=extract", "--mode=root", "--format=directory",
-                     "--include=" + ",".join(PACKAGES), DEBIAN_SUITE, str(ex), *map(str, sources)],
-                    log,
-                    on_line=mmdebstrap_progress(update),
-                    what="mmdebstrap",
-                )
-            with runner.phase("initramfs"):
-                kver, kernel = _kernel(ex)
-                order = module_load_order(ex, kver, MODULES, log)
-                initrd = work / "initrd"
-                _make_initramfs(ex, kver, order, work / "initramfs", initrd, log)
-                staged_kernel = Path(shutil.copy2(kernel, work / "vmlinuz"))
-            with runner.phase("disk"):
-                data = work / "data"
-                data.mkdir()
-                (data / "README").write_text(
-                    "hyperlab tiny data disk: /init counts boots in boot-count\n"
-                )
-                raw = work / "data.raw"
-                run_logged(
-                    ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "tiny-data", "-E", "root_owner=0:0",
-                     "-d", str(data), str(raw), str(data_disk_size // 1024) + "k"],
-                    log,
-                    what="mke2fs",
-                )
-            with runner.phase("convert"):
-                staged_disk = work / "disk.qcow2"
-                run_logged(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(staged_disk)],
-                           log, what="qemu-img convert")
-            with runner.phase("manifest"):
-                store.manifest_path(name).unlink(missing_ok=True)
-                store.install_file(staged_kernel, f"{name}.vmlinuz")
-                store.install_file(initrd, f"{name}.initrd")
-                store.install_file(staged_disk, f"{name}.qcow2")
-                manifest = store.finish(
-                    name,
-                    os_name="linux",
-                    builder="tiny",
-                    packages=PACKAGES,
-                    kernel=f"{name}.vmlinuz",
-                    initrd=f"{name}.initrd",
-                    cmdline=CMDLINE,
-                    notes={
-                        "suite": DEBIAN_SUITE,
-                        "kernel_version": kver,
-                        "modules": order,
-                        "ready_marker": "hyperlab-tiny: ready boot=",
-                        "sources": [str(s) for s in sources],
-                    },
-                )
-            manifest.notes["phase_seconds"] = dict(runner.timings)
-            store.write_manifest(manifest)
-        except BaseException:
-            with open(log, "a") as lf:
-                lf.write(f"build failed in phase {runner.current}\n")
-            raise
-        finally:
-            if not keep_work:
-                try:
-                    clean_dir(work)
-                except BuildError:
-                    pass
+    with build_workspace(store, name, runner, keep_work=keep_work) as (work, log):
+        with runner.phase("fetch") as update:
+            ex = work / "extract"
+            run_logged(
+                ["mmdebstrap", "--variant=extract", "--mode=root", "--format=directory",
+                 "--include=" + ",".join(PACKAGES), DEBIAN_SUITE, str(ex), *map(str, sources)],
+                log,
+                on_line=mmdebstrap_progress(update),
+                what="mmdebstrap",
+            )
+        with runner.phase("initramfs"):
+            kver, kernel = _kernel(ex)
+            order = module_load_order(ex, kver, MODULES, log)
+            initrd = work / "initrd"
+            _make_initramfs(ex, kver, order, work / "initramfs", initrd, log)
+            staged_kernel = Path(shutil.copy2(kernel, work / "vmlinuz"))
+        with runner.phase("disk"):
+            data = work / "data"
+            data.mkdir()
+            (data / "README").write_text(
+                "hyperlab tiny data disk: /init counts boots in boot-count\n"
+            )
+            raw = work / "data.raw"
+            run_logged(
+                ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "tiny-data", "-E", "root_owner=0:0",
+                 "-d", str(data), str(raw), str(data_disk_size // 1024) + "k"],
+                log,
+                what="mke2fs",
+            )
+        with runner.phase("convert"):
+            staged_disk = work / "disk.qcow2"
+            run_logged(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(staged_disk)],
+                       log, what="qemu-img convert")
+        manifest = publish(store, name, runner, kernel=staged_kernel, initrd=initrd, disk=staged_disk,
+                           builder="tiny", packages=PACKAGES, cmdline=CMDLINE,
+                           notes={"suite": DEBIAN_SUITE, "kernel_version": kver, "modules": order,
+                                  "ready_marker": "hyperlab-tiny: ready boot=", "sources": [str(s) for s in sources]})
     return manifest
 
 
