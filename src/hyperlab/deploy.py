@@ -23,6 +23,7 @@ import libvirt
 from hyperlab import hostnet
 from hyperlab.guest.agent import AgentChannel
 from hyperlab.guest.base import ChannelError, RunResult
+from hyperlab.guest.ssh import forget_node
 from hyperlab.images.store import ImageMissing, ImageStore
 from hyperlab.libvirt.apply import (Change, converge, read_record, record_path, remove_domain, start_domain, teardown,
                                     write_record)
@@ -245,6 +246,7 @@ def reset(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[s
         for volume in node.volumes:
             if volume.name in pool.listVolumes():
                 pool.storageVolLookupByName(volume.name).delete(0)
+        forget_node(plan, name)  # a fresh overlay makes fresh SSH host keys
         progress(name, "overlay removed")
     converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
     for name in names:
