@@ -292,6 +292,16 @@ def networkd_file(nic: PlanNic, topo: Topology, default_route: bool, forward: bo
     return "\n".join(lines) + "\n"
 
 
+def resolv_conf(nics: list[PlanNic], topo: Topology) -> str:
+    """The image runs no resolver daemon: DNS servers of the node's lab-set networks, in NIC order."""
+    servers = list(dict.fromkeys(str(dns) for nic in nics if nic.ip and nic.set_by == "lab"
+                                 for dns in topo.networks[nic.network].dns))
+    if not servers:
+        return ""
+    search = f"search {topo.domain.fqdn}\n" if topo.domain else ""
+    return search + "".join(f"nameserver {server}\n" for server in servers)
+
+
 def _tmpfile_line(path: str, mode: str, content: str) -> str:
     # `f+~`: replace the file even if the image has one; `~`: the argument is base64.
     return f"f+~ {path} {mode} root root - {base64.b64encode(content.encode()).decode()}"
@@ -306,6 +316,9 @@ def tmpfiles_lines(nics: list[PlanNic], topo: Topology, ssh_public_key: str | No
         unit = networkd_file(nic, topo, default_route=not routed, forward=router)
         routed = routed or nic.gateway is not None
         lines.append(_tmpfile_line(f"/etc/systemd/network/10-hyperlab-{i}-{nic.network}.network", "0644", unit))
+    resolv = resolv_conf(nics, topo)
+    if resolv:
+        lines.append(_tmpfile_line("/etc/resolv.conf", "0644", resolv))
     if ssh_public_key:
         lines.append("d /root/.ssh 0700 root root -")
         lines.append(_tmpfile_line("/root/.ssh/authorized_keys", "0600", ssh_public_key.strip() + "\n"))

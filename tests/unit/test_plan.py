@@ -88,6 +88,8 @@ def test_linux_nodes_get_their_addresses_through_systemd_credentials() -> None:
     assert f"MACAddress={dc1.nics[0].mac}" in unit
     assert "Address=192.168.1.100/24" in unit and "Gateway=192.168.1.2" in unit
     assert "DNS=192.168.1.100" in unit and "Domains=kosa.vm" in unit
+    resolv = [l for l in lines if l.split()[1] == "/etc/resolv.conf"]
+    assert base64.b64decode(resolv[0].split()[-1]).decode() == "search kosa.vm\nnameserver 192.168.1.100\n"
     keys = [l for l in lines if "authorized_keys" in l]
     assert base64.b64decode(keys[0].split()[-1]).decode() == "ssh-ed25519 AAAAkey test\n"
 

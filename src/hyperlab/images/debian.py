@@ -110,6 +110,7 @@ LAB_PACKAGES = [
     # Samba / Active Directory labs
     "samba",
     "samba-ad-dc",
+    "samba-ad-provision",  # the AD schema files `samba-tool domain provision` reads
     "winbind",
     "libnss-winbind",
     "libpam-winbind",
