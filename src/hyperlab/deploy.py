@@ -153,18 +153,15 @@ def wait_ready(conn: libvirt.virConnect, node: PlanNode, timeout: float, progres
 # ---------------------------------------------------------------------- start state
 
 
-def _script_name(index: int, run: str, os_name: str) -> str:
-    suffix = Path(run).suffix or (".ps1" if os_name == "windows" else ".sh")
-    return f"start-{index}{suffix}"
+def run_once(channel: AgentChannel, key: str, script: Path, values: dict[str, str]) -> RunResult | None:
+    """Run a script in the guest unless the marker named `key` says it already ran there.
 
-
-def run_start_action(channel: AgentChannel, loaded: LoadedLab, index: int, values: dict[str, str]) -> RunResult | None:
-    """Run start action `index` on one node unless its marker says it already ran."""
-    action = loaded.lab.start[index]
+    The marker lives in the guest, so a reset node (a fresh overlay) runs it again.
+    """
     os_name = channel.os
     state = STATE_DIR[os_name]
     sep = "\\" if os_name == "windows" else "/"
-    marker = f"{state}{sep}start-{index}.done"
+    marker = f"{state}{sep}{key}.done"
     if os_name == "windows":
         done = channel.run(f"Test-Path '{marker}'").stdout.strip() == "True"
     else:
@@ -176,15 +173,33 @@ def run_start_action(channel: AgentChannel, loaded: LoadedLab, index: int, value
     _must(channel.run(prepare))
     for name, value in values.items():
         channel.write_file(f"{SECRETS_DIR[os_name]}{sep}{name}", value.encode())
-    script = f"{state}{sep}{_script_name(index, action.run, os_name)}"
-    channel.write_file(script, (loaded.folder / action.run).read_bytes())
-    command = (["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", script]
-               if os_name == "windows" else ["/bin/sh", script])
+    suffix = script.suffix or (".ps1" if os_name == "windows" else ".sh")
+    target = f"{state}{sep}{key}{suffix}"
+    channel.write_file(target, script.read_bytes())
+    command = (["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", target]
+               if os_name == "windows" else ["/bin/sh", target])
     result = channel.run(command, timeout=1800)
     if not result.ok:
-        raise StartStateFailed(f"start action {action.run} failed on {channel.node}:\n{result.summary()}")
+        raise StartStateFailed(f"{script.name} failed on {channel.node}:\n{result.summary()}")
     channel.write_file(marker, b"")
     return result
+
+
+def run_start_action(channel: AgentChannel, loaded: LoadedLab, index: int, values: dict[str, str]) -> RunResult | None:
+    return run_once(channel, f"start-{index}", loaded.folder / loaded.lab.start[index].run, values)
+
+
+def run_first_boot(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: set[str] | None = None,
+                   progress: Progress = _quiet) -> None:
+    """Each node's own first-boot scripts (topology `first_boot:`), before the lab's start state."""
+    topo = loaded.topology
+    values = instance_secrets(plan)
+    for name, node in topo.topology.nodes.items():
+        if only is not None and name not in only:
+            continue
+        for i, script in enumerate(node.first_boot):
+            progress(name, f"first boot: {script}")
+            run_once(channel_for(conn, plan.node(name)), f"first-boot-{i}", topo.source.path.parent / script, values)
 
 
 def _must(result: RunResult) -> None:
@@ -223,6 +238,7 @@ def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: floa
             futures = {name: pool.submit(wait_ready, conn, plan.node(name), timeout, progress) for name in wave}
             for name, future in futures.items():
                 progress(name, f"ready after {future.result():.1f}s")
+    run_first_boot(conn, loaded, plan, progress=progress)
     run_start_state(conn, loaded, plan, progress=progress)
     return changes
 
@@ -255,6 +271,7 @@ def reset(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[s
     with ThreadPoolExecutor(max_workers=len(names)) as executor:
         for name, future in {n: executor.submit(wait_ready, conn, plan.node(n), timeout, progress) for n in names}.items():
             progress(name, f"ready after {future.result():.1f}s")
+    run_first_boot(conn, loaded, plan, only=set(names), progress=progress)
     run_start_state(conn, loaded, plan, only=set(names), progress=progress)
 
 

@@ -59,6 +59,14 @@ def test_up_brings_every_node_to_ready_and_routes_between_networks(deployed: str
     assert "10.2.0.10" in ping.stdout
 
 
+def first_boot_log(instance: str) -> str:
+    return lab("exec", LAB, "A", "--instance", instance, "--", "cat", "/root/first-boot.log").stdout
+
+
+def test_a_nodes_first_boot_script_ran_once(deployed: str) -> None:
+    assert first_boot_log(deployed) == "first boot of a\n"
+
+
 def test_exec_returns_the_commands_exit_code_and_output(deployed: str) -> None:
     result = lab("exec", LAB, "B", "--instance", deployed, "--", "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
     assert (result.returncode, result.stdout, result.stderr) == (7, "out\n", "err\n")
@@ -69,6 +77,7 @@ def test_up_again_creates_changes_and_restarts_nothing(conn: object, deployed: s
     result = lab("up", LAB, "--instance", deployed)
     assert "0 object(s) created or started" in result.stderr
     assert domain_ids(conn, deployed) == before  # same running processes: nothing restarted
+    assert first_boot_log(deployed) == "first boot of a\n"  # and no script ran twice
 
 
 def test_reset_puts_a_node_back_to_its_start(deployed: str) -> None:
@@ -77,6 +86,7 @@ def test_reset_puts_a_node_back_to_its_start(deployed: str) -> None:
     lab("reset", LAB, "A", "--instance", deployed)
     gone = lab("exec", LAB, "A", "--instance", deployed, "--", "test", "-e", "/root/work.txt", check=False)
     assert gone.returncode == 1
+    assert first_boot_log(deployed) == "first boot of a\n"  # a new node: its first boot ran again, once
     assert lab("exec", LAB, "A", "--instance", deployed, "--", "ping", "-c", "1", "-W", "3", "10.2.0.10", check=False).returncode == 0
 
 
