@@ -22,3 +22,11 @@ grep -q '^/srv/smb ' /etc/exports 2>/dev/null ||
     echo '/srv/smb 192.168.1.0/24(rw,sync,no_subtree_check,no_root_squash)' >> /etc/exports
 systemctl enable --now nfs-server
 exportfs -ra
+
+# `lab up` ends when the start state does: return only once the directory answers.
+for _ in $(seq 120); do
+    nc -z 127.0.0.1 389 && nc -z 127.0.0.1 53 && exit 0
+    sleep 1
+done
+echo "samba-ad-dc did not start listening on 389 and 53 within 120 s" >&2
+exit 1
