@@ -8,6 +8,7 @@ import pytest
 
 from hyperlab.load import LoadedLab, load_lab
 from hyperlab.plan import HostFacts, Plan, plan
+from tests.unit.labfiles import write_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ["chapter-2", "chapter-2-linux", "chapter-1"]
@@ -103,14 +104,9 @@ def test_student_set_addresses_are_left_for_the_student() -> None:
 
 
 def test_an_explicit_mac_is_kept(tmp_path: Path) -> None:
-    (tmp_path / "topologies").mkdir()
-    (tmp_path / "labs" / "x").mkdir(parents=True)
-    (tmp_path / "topologies" / "t.yaml").write_text(
-        "name: t\nnetworks: {n: {cidr: 10.0.0.0/24}}\n"
-        "nodes: {A: {image: tiny, nics: [{network: n, ip: 10.0.0.5, mac: '52:54:00:00:00:01'}, {network: n}]}}\n")
-    (tmp_path / "labs" / "x" / "lab.yaml").write_text(
-        "id: x\ntitle: {ko: 가, en: a}\ntopology: t\nsteps: [{id: s, title: {ko: 가, en: a}, points: 1}]\n")
-    node = plan(load_lab("x", tmp_path), "i").node("A")
+    loaded = write_lab(tmp_path, "x", "networks: {n: {cidr: 10.0.0.0/24}}\n"
+                       "nodes: {A: {image: tiny, nics: [{network: n, ip: 10.0.0.5, mac: '52:54:00:00:00:01'}, {network: n}]}}\n")
+    node = plan(loaded, "i").node("A")
     assert node.nics[0].mac == "52:54:00:00:00:01"
     assert node.nics[1].mac != node.nics[0].mac and node.nics[1].ip is None
 

@@ -17,6 +17,7 @@ import pytest
 from hyperlab.libvirt.xml import all_xml, domain_xml
 from hyperlab.load import load_lab
 from hyperlab.plan import METADATA_NS, HostFacts, plan
+from tests.unit.labfiles import write_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "data" / "golden"
@@ -150,14 +151,9 @@ def test_overlays_are_backed_by_the_golden_image() -> None:
 
 
 def test_secure_boot_and_tpm_where_asked(tmp_path: Path) -> None:
-    (tmp_path / "topologies").mkdir()
-    (tmp_path / "labs" / "w").mkdir(parents=True)
-    (tmp_path / "topologies" / "w.yaml").write_text(
-        "name: w\nnetworks: {n: {cidr: 10.0.0.0/24}}\n"
-        "nodes: {W11: {image: windows-server-2025, firmware: uefi, secure_boot: true, tpm: true}}\n")
-    (tmp_path / "labs" / "w" / "lab.yaml").write_text(
-        "id: w\ntitle: {ko: 가, en: a}\ntopology: w\nsteps: [{id: s, title: {ko: 가, en: a}, points: 1}]\n")
-    p = plan(load_lab("w", tmp_path), "i")
+    loaded = write_lab(tmp_path, "w", "networks: {n: {cidr: 10.0.0.0/24}}\n"
+                       "nodes: {W11: {image: windows-server-2025, firmware: uefi, secure_boot: true, tpm: true}}\n")
+    p = plan(loaded, "i")
     domain = ET.fromstring(domain_xml(p, p.node("W11")))
     assert {f.get("name"): f.get("enabled") for f in domain.findall("os/firmware/feature")} == {
         "secure-boot": "yes", "enrolled-keys": "yes"}

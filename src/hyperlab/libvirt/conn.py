@@ -6,14 +6,16 @@ Nothing above this module sees `libvirt.libvirtError`; only the CLI prints.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import libvirt
 
 from hyperlab.plan import METADATA_NS
 
 DEFAULT_URI = "qemu:///system"
+T = TypeVar("T")
 
 
 class HostProblem(Exception):
@@ -67,28 +69,23 @@ def is_missing(exc: libvirt.libvirtError) -> bool:
     )
 
 
-def lookup_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
+def _lookup(find: Callable[[str], T], name: str) -> T | None:
+    """libvirt's lookups raise for a missing object; here missing is None, anything else raises."""
     try:
-        return conn.lookupByName(name)
+        return find(name)
     except libvirt.libvirtError as exc:
         if is_missing(exc):
             return None
         raise
+
+
+def lookup_domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
+    return _lookup(conn.lookupByName, name)
 
 
 def lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
-    try:
-        return conn.networkLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if is_missing(exc):
-            return None
-        raise
+    return _lookup(conn.networkLookupByName, name)
 
 
 def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool | None:
-    try:
-        return conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if is_missing(exc):
-            return None
-        raise
+    return _lookup(conn.storagePoolLookupByName, name)
