@@ -58,7 +58,7 @@ def main() -> None:
     loaded = load_lab(ROOT / "bench" / "labs" / "six", ROOT)
     facts = HostFacts(accel=accel.accel, cpu_vendor=cpu_vendor(), images_dir=store.root)
     draft = plan(loaded, "bench", facts)
-    the_plan = plan(loaded, "bench", facts.model_copy(update={"ssh_public_key": instance_key(draft)}))
+    the_plan = plan(loaded, "bench", facts.model_copy(update={"ssh_public_key": instance_key(draft, create=True)}))
     ensure_images(store, {"debian-12"})
     down(conn, the_plan)
 

@@ -210,7 +210,7 @@ AccelOpt = Annotated[str, typer.Option("--accel", help="auto (KVM only where it 
 class _Session:
     """What the deploy commands share: the lab, its plan for this host, and a libvirt connection."""
 
-    def __init__(self, lab: str, instance: str, accel: str = "auto") -> None:
+    def __init__(self, lab: str, instance: str, accel: str = "auto", *, deploying: bool = False) -> None:
         from hyperlab.accel import cpu_vendor, resolve_accel
         from hyperlab.deploy import instance_key
         from hyperlab.images.store import ImageStore
@@ -225,7 +225,8 @@ class _Session:
         store = ImageStore()
         base = HostFacts(accel=self.accel.accel, cpu_vendor=cpu_vendor(), images_dir=store.root)
         draft = plan(self.loaded, self.instance, base)
-        self.plan = plan(self.loaded, self.instance, base.model_copy(update={"ssh_public_key": instance_key(draft)}))
+        key = instance_key(draft, create=deploying)
+        self.plan = plan(self.loaded, self.instance, base.model_copy(update={"ssh_public_key": key}))
         self.store = store
         self.conn = connect()
         self.started = time.monotonic()
@@ -289,7 +290,7 @@ def up(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")], ins
     """Deploy the lab: networks, overlays, domains; wait until every node is ready; run the start state."""
     from hyperlab.deploy import ensure_images, up as deploy_up
 
-    session = _Session(lab, instance, accel)
+    session = _Session(lab, instance, accel, deploying=True)
     err.print(f"accel: {session.accel.accel} ({session.accel.reason})", markup=False)
     ensure_images(session.store, {n.image for n in session.plan.nodes}, session.progress)
     changes = deploy_up(session.conn, session.loaded, session.plan, timeout=timeout, progress=session.progress)

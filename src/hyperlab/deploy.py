@@ -83,10 +83,15 @@ def instance_secrets(plan: Plan) -> dict[str, str]:
     return values
 
 
-def instance_key(plan: Plan) -> str:
-    """The instance's SSH key pair (for the ssh channel); the public half goes into the guests."""
+def instance_key(plan: Plan, *, create: bool) -> str | None:
+    """The instance's SSH key pair (for the ssh channel); the public half goes into the guests.
+
+    Only `lab up` creates it: the other commands must not leave an instance folder behind.
+    """
     key = plan.pool_path / "id_ed25519"
     if not key.exists():
+        if not create:
+            return None
         write_record(plan)  # the folder is the instance's from its first file on, so `lab down` removes it
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hyperlab-{plan.lab}-{plan.instance}",
                         "-f", str(key)], check=True)
