@@ -26,7 +26,7 @@ def diagram_svg(loaded: LoadedLab) -> str:
     nodes = list(topo.nodes)
     guests_of = {name: [g for g, guest in lab.guests.items() if guest.host == name] for name in nodes}
     label_w = 230
-    bus_top = MARGIN + 40
+    bus_top = MARGIN + 60  # below the title and the domain line, clear of the first network's label
     box_top = bus_top + BUS_GAP * len(nets) + 30
     box_lines = {n: 4 + len(guests_of[n]) + (1 if guests_of[n] else 0) for n in nodes}
     box_h = {n: 12 + LINE * lines for n, lines in box_lines.items()}

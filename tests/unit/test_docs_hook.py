@@ -1,0 +1,115 @@
+"""The docs hook's generated pages (pure: no mkdocs build, no browser)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from hyperlab.cli import app
+from hyperlab.docs_hook import check_command, cli_reference, generate, lab_page, labs_nav, schema_reference, write_generated
+from hyperlab.load import load_lab
+
+ROOT = Path(__file__).resolve().parents[2]
+STEP_RE = re.compile(r'^### (\d+)\. (.+) \{#step-([a-z0-9-]+) \.hl-step data-step="([a-z0-9-]+)" data-points="(\d+)"\}$', re.M)
+
+
+def steps_of(page: str) -> list[tuple[str, int]]:
+    return [(m.group(4), int(m.group(5))) for m in STEP_RE.finditer(page)]
+
+
+def test_chapter_2_has_all_steps_with_points_in_both_languages() -> None:
+    loaded = load_lab("chapter-2", ROOT)
+    expected = [(s.id, s.points) for s in loaded.lab.steps]
+    assert len(expected) == 18
+    pages = {lang: lab_page(loaded, lang) for lang in ("ko", "en")}
+    for lang, page in pages.items():
+        assert steps_of(page) == expected, lang
+        for step in loaded.lab.steps:
+            # its title in that language, its check command, and its requires as links
+            assert getattr(step.title, lang).replace("\\", "\\\\") in page
+            assert f"    {check_command('chapter-2', step.id)}\n" in page
+            for req in step.requires:
+                assert f"(#step-{req})" in page
+        assert f"![" in page and "](chapter-2.svg)" in page
+        assert page.count('!!! success "') == 18
+    assert steps_of(pages["ko"]) == steps_of(pages["en"])
+    assert "작업 확인" in pages["ko"] and "Check your work" in pages["en"]
+    assert "모두 18단계, 총 100점." in pages["ko"] and "18 steps, 100 points in all." in pages["en"]
+
+
+def _copy_root(tmp_path: Path) -> Path:
+    for folder in ("labs", "topologies", "schema"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def test_changing_a_step_in_lab_yaml_changes_the_page(tmp_path: Path) -> None:
+    root = _copy_root(tmp_path)
+    before = generate(root)
+    lab_yaml = root / "labs" / "chapter-2" / "lab.yaml"
+    text = lab_yaml.read_text(encoding="utf-8")
+    old_title = 'title: {ko: "DC1에 smb 공유 폴더 만들기", en: "Share C:\\\\smb on DC1 as smb"}\n    points: 5'
+    assert old_title in text
+    text = text.replace(old_title, 'title: {ko: "공유 폴더 바꾼 제목", en: "A changed share title"}\n    points: 7')
+    lab_yaml.write_text(text, encoding="utf-8")
+    after = generate(root)
+
+    for lang, title in (("ko", "공유 폴더 바꾼 제목"), ("en", "A changed share title")):
+        rel = f"labs/chapter-2.{lang}.md"
+        assert before[rel] != after[rel]
+        assert title in after[rel] and title not in before[rel]
+        assert ("smb-share", 7) in steps_of(after[rel]) and ("smb-share", 5) in steps_of(before[rel])
+    assert "102" in after["labs/index.en.md"]  # the lab total follows the points
+    # the other labs' pages did not change
+    assert before["labs/chapter-1.en.md"] == after["labs/chapter-1.en.md"]
+
+
+def test_write_generated_is_idempotent_and_removes_stale_pages(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    files = generate(ROOT)
+    assert set(write_generated(docs, files)) == set(files)
+    assert write_generated(docs, files) == []  # unchanged text is not rewritten: `mkdocs serve` does not loop
+    stale = docs / "labs" / "gone.en.md"
+    stale.write_text("# gone\n")
+    assert write_generated(docs, files) == ["labs/gone.en.md"] and not stale.exists()
+    assert (docs / "labs" / "chapter-2.svg").read_text().startswith("<svg")
+    assert labs_nav(files) == ["labs/index.md", "labs/chapter-1.md", "labs/chapter-2.md", "labs/chapter-2-linux.md"]
+
+
+def test_cli_reference_lists_every_command_and_option() -> None:
+    pages = {lang: cli_reference(lang) for lang in ("ko", "en")}
+    seen = 0
+
+    def walk(command: Any, path: list[str]) -> None:  # typer carries its own click: duck typing
+        nonlocal seen
+        if isinstance(getattr(command, "commands", None), dict):
+            for name, sub in command.commands.items():
+                if not sub.hidden:
+                    walk(sub, [*path, name])
+            return
+        seen += 1
+        for page in pages.values():
+            assert f"## `{' '.join(path)}`" in page
+            for param in command.params:
+                for name in (param.opts if param.param_type_name == "option" else [param.name.upper()]):
+                    assert f"`{name}`" in page, (path, name)
+
+    walk(typer.main.get_command(app), ["lab"])
+    assert seen >= 10
+
+
+def test_schema_reference_lists_every_field() -> None:
+    for kind in ("lab", "topology"):
+        schema = json.loads((ROOT / "schema" / f"{kind}.schema.json").read_text())
+        for lang in ("ko", "en"):
+            page = schema_reference(schema, kind, lang)
+            for definition in (schema, *schema["$defs"].values()):
+                for field in definition.get("properties", {}):
+                    assert f"| `{field}` |" in page
+            for name in schema["$defs"]:
+                assert f"## {name} {{#{name.lower()}}}" in page
