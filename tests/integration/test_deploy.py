@@ -72,6 +72,23 @@ def test_exec_returns_the_commands_exit_code_and_output(deployed: str) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (7, "out\n", "err\n")
 
 
+def test_the_agent_channel_moves_large_output_and_files_and_enforces_timeouts(conn: object, deployed: str) -> None:
+    from hyperlab.deploy import channel_for
+    from hyperlab.load import load_lab
+    from hyperlab.plan import plan
+
+    channel = channel_for(conn, plan(load_lab(LAB, ROOT), deployed).node("B"))  # type: ignore[arg-type]
+    big = channel.run("head -c 6000000 /dev/urandom | base64 -w 0", timeout=120)
+    assert big.ok and len(big.stdout) == 8000000 and not big.truncated
+    payload = os.urandom(3 << 20)
+    channel.write_file("/root/blob", payload)
+    assert channel.read_file("/root/blob") == payload
+    assert channel.run(["sha256sum", "/root/blob"]).stdout.split()[0] == __import__("hashlib").sha256(payload).hexdigest()
+    slow = channel.run(["sleep", "300"], timeout=3)
+    assert slow.timed_out and slow.duration < 20
+    assert channel.run("pgrep -x sleep").exit_code == 1  # the command was killed, not left running
+
+
 def test_up_again_creates_changes_and_restarts_nothing(conn: object, deployed: str) -> None:
     before = domain_ids(conn, deployed)
     result = lab("up", LAB, "--instance", deployed)
