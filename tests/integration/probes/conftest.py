@@ -379,29 +379,13 @@ def xrdp_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     """xrdp on 127.0.0.1:<free port>, security_layer=tls with a throwaway self-signed cert."""
     need_root()
     xrdp = need("xrdp", "xrdp")
-    openssl = need("openssl", "openssl")
     base = Path("/etc/xrdp/xrdp.ini")
     if not base.is_file():
         pytest.fail(
             "/etc/xrdp/xrdp.ini is missing: apt-get install --reinstall xrdp", pytrace=False
         )
     top = tmp_path_factory.mktemp("xrdp")
-    sh(
-        openssl,
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        str(top / "key.pem"),
-        "-out",
-        str(top / "cert.pem"),
-        "-subj",
-        "/CN=hyperlab-xrdp-test",
-    )
+    self_signed(top / "key.pem", top / "cert.pem", "hyperlab-xrdp-test")
     port = free_port()
     lines = []
     for line in base.read_text().splitlines():
@@ -510,26 +494,16 @@ def http_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...
         server.server_close()
 
 
+def self_signed(key: Path, cert: Path, name: str) -> None:
+    """A throwaway self-signed certificate for a TLS test peer."""
+    sh(need("openssl", "openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+       "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}")
+
+
 def _cert(tmp_path_factory: pytest.TempPathFactory, cache: list[Path]) -> Path:
     if not cache:
-        openssl = need("openssl", "openssl")
         top = tmp_path_factory.mktemp("https")
-        sh(
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-keyout",
-            str(top / "pem"),
-            "-out",
-            str(top / "pem.crt"),
-            "-subj",
-            "/CN=hyperlab-https-test",
-        )
+        self_signed(top / "pem", top / "pem.crt", "hyperlab-https-test")
         (top / "both.pem").write_text((top / "pem").read_text() + (top / "pem.crt").read_text())
         cache.append(top / "both.pem")
     return cache[0]
