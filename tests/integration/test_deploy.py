@@ -78,8 +78,10 @@ def test_the_agent_channel_moves_large_output_and_files_and_enforces_timeouts(co
     from hyperlab.plan import plan
 
     channel = channel_for(conn, plan(load_lab(LAB, ROOT), deployed).node("B"))  # type: ignore[arg-type]
-    big = channel.run("head -c 6000000 /dev/urandom | base64 -w 0", timeout=120)
-    assert big.ok and len(big.stdout) == 8000000 and not big.truncated
+    # 20 MB: twice libvirt's 10 MiB cap on one agent reply, which once broke the domain's agent for good
+    big = channel.run("head -c 15000000 /dev/urandom | base64 -w 0", timeout=300)
+    assert big.ok and len(big.stdout) == 20000000 and not big.truncated
+    assert channel.ping()
     payload = os.urandom(3 << 20)
     channel.write_file("/root/blob", payload)
     assert channel.read_file("/root/blob") == payload
