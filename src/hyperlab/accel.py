@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hyperlab.errors import UsageError
+from hyperlab.files import write_atomic
 
 if TYPE_CHECKING:
     from hyperlab.images.store import ImageStore
@@ -221,14 +222,9 @@ def save_cached(path: Path, key: Mapping[str, Any], report: AccelReport) -> bool
         "seconds": report.seconds,
         "tested_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=2) + "\n")
     except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         return False
     return True
 

@@ -9,7 +9,6 @@ hence no markers) gets its start state again.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import libvirt
 
 from hyperlab import hostnet
+from hyperlab.files import write_atomic
 from hyperlab.guest.agent import AgentChannel
 from hyperlab.guest.base import ChannelError, RunResult
 from hyperlab.guest.ssh import forget_node
@@ -74,12 +74,7 @@ def instance_secrets(plan: Plan) -> dict[str, str]:
         pass
     # Upper, lower and digits: acceptable to AD's complexity rules and to Samba.
     values = {name: "Hl-" + secrets.token_urlsafe(12).replace("-", "x").replace("_", "y") + "9a" for name in SECRET_NAMES}
-    plan.pool_path.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(values, handle)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(values), mode=0o600)
     return values
 
 

@@ -32,13 +32,14 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hyperlab.files import write_atomic  # re-exported: the store's callers write manifests with it
 
 DEFAULT_ROOT = Path("/var/lib/libvirt/images/hyperlab")
 ENV_ROOT = "HYPERLAB_IMAGES"
@@ -171,25 +172,6 @@ def parse_backing_chain(info: Any) -> list[BackingLayer]:
             )
         )
     return layers
-
-
-def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
-    """Write ``path`` so that readers see the old or the new content, never a mix."""
-    if isinstance(data, str):
-        data = data.encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def sha256_file(path: Path, bufsize: int = 4 << 20) -> str:

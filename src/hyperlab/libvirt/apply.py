@@ -10,7 +10,6 @@ domains and networks carry their owner in their XML from the moment they are def
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Literal
 
 import libvirt
 
+from hyperlab.files import write_atomic
 from hyperlab.libvirt.conn import ForeignObject, Owner, lookup_domain, lookup_network, lookup_pool, owner_of
 from hyperlab.libvirt.xml import domain_xml, network_xml, pool_xml, volume_xml
 from hyperlab.plan import Plan
@@ -64,11 +64,8 @@ def read_record(path: Path) -> Owner | None:
 
 def write_record(plan: Plan) -> None:
     """Atomic: a reader sees the old record or the new one, never half of one."""
-    plan.pool_path.mkdir(parents=True, exist_ok=True)
     data = {"lab": plan.lab, "instance": plan.instance, "topology": plan.topology, "topology_hash": plan.topology_hash}
-    tmp = record_path(plan).with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, record_path(plan))
+    write_atomic(record_path(plan), json.dumps(data, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------- ownership
