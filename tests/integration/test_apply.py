@@ -86,3 +86,12 @@ def test_a_run_killed_before_the_pool_was_defined_is_claimed_by_the_next(conn, l
     assert {c.action for c in converge(conn, lab_plan)} == {"created"}
     teardown(conn, lab_plan)
     assert inventory(conn) == before and not lab_plan.pool_path.exists()
+
+
+def test_an_instance_deployed_from_another_topology_version_is_refused(conn, lab_plan) -> None:  # type: ignore[no-untyped-def]
+    from hyperlab.libvirt.apply import StaleInstance
+
+    converge(conn, lab_plan)
+    changed = lab_plan.model_copy(update={"topology_hash": "0" * 16})
+    with pytest.raises(StaleInstance, match="another version of topology kosa-linux; `lab down"):
+        converge(conn, changed)

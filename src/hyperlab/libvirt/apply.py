@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,17 @@ def _mine(plan: Plan, owner: Owner | None) -> bool:
     return owner is not None and (owner.lab, owner.instance) == (plan.lab, plan.instance)
 
 
-def ownership_problems(conn: libvirt.virConnect, plan: Plan) -> list[str]:
+def domain_owners(conn: libvirt.virConnect, plan: Plan) -> dict[str, Owner | None]:
+    """The owner recorded in each of the plan's domains that exists (None: no hyperlab metadata)."""
+    owners = {}
+    for node in plan.nodes:
+        found = lookup_domain(conn, node.domain)
+        if found is not None:
+            owners[node.domain] = owner_of(found.XMLDesc(0))
+    return owners
+
+
+def ownership_problems(conn: libvirt.virConnect, plan: Plan, domains: dict[str, Owner | None]) -> list[str]:
     """Every wanted name that something else holds, one sentence each."""
     problems = []
     this = f"lab {plan.lab} instance {plan.instance}"
@@ -87,17 +98,16 @@ def ownership_problems(conn: libvirt.virConnect, plan: Plan) -> list[str]:
 
     pool = lookup_pool(conn, plan.pool)
     if pool is not None:
-        owner = read_record(plan.pool_path / RECORD) if _pool_path(pool) == plan.pool_path else None
+        owner = read_record(record_path(plan)) if _pool_path(pool) == plan.pool_path else None
         if not _mine(plan, owner):
             problems.append(foreign("storage pool", plan.pool, owner))
     for network in plan.networks:
         found = lookup_network(conn, network.libvirt_name)
         if found is not None and not _mine(plan, owner := owner_of(found.XMLDesc(0))):
             problems.append(foreign("network", network.libvirt_name, owner))
-    for node in plan.nodes:
-        found = lookup_domain(conn, node.domain)
-        if found is not None and not _mine(plan, owner := owner_of(found.XMLDesc(0))):
-            problems.append(foreign("domain", node.domain, owner))
+    for name, owner in domains.items():
+        if not _mine(plan, owner):
+            problems.append(foreign("domain", name, owner))
     taken = {n.name(): n for n in conn.listAllNetworks()}
     for network in plan.networks:
         if network.mode == "bridge":
@@ -110,8 +120,6 @@ def ownership_problems(conn: libvirt.virConnect, plan: Plan) -> list[str]:
 
 
 def _pool_path(pool: libvirt.virStoragePool) -> Path | None:
-    import xml.etree.ElementTree as ET
-
     path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path")
     return Path(path) if path else None
 
@@ -123,13 +131,11 @@ def _bridge_of(network: libvirt.virNetwork) -> str | None:
         return None
 
 
-def _check_topology(conn: libvirt.virConnect, plan: Plan) -> None:
-    for node in plan.nodes:
-        found = lookup_domain(conn, node.domain)
-        if found is not None and (owner := owner_of(found.XMLDesc(0))) and owner.topology_hash != plan.topology_hash:
-            raise StaleInstance(
-                f"{plan.lab} instance {plan.instance} was deployed from another version of topology {plan.topology}; "
-                f"`lab down {plan.lab} --instance {plan.instance}` first, then `lab up` again")
+def _check_topology(plan: Plan, domains: dict[str, Owner | None]) -> None:
+    if any(owner and owner.topology_hash != plan.topology_hash for owner in domains.values()):
+        raise StaleInstance(
+            f"{plan.lab} instance {plan.instance} was deployed from another version of topology {plan.topology}; "
+            f"`lab down {plan.lab} --instance {plan.instance}` first, then `lab up` again")
 
 
 # ----------------------------------------------------------------------- converge
@@ -138,10 +144,11 @@ def _check_topology(conn: libvirt.virConnect, plan: Plan) -> None:
 def converge(conn: libvirt.virConnect, plan: Plan, progress: Progress = _no_progress,
              host_side: Callable[[Plan], list[str]] | None = None) -> list[Change]:
     """Make libvirt match the plan. `host_side` sets up the instance's namespace (None: skip)."""
-    problems = ownership_problems(conn, plan)
+    domains = domain_owners(conn, plan)
+    problems = ownership_problems(conn, plan, domains)
     if problems:
         raise ForeignObject("\n".join(problems))
-    _check_topology(conn, plan)
+    _check_topology(plan, domains)
     changes = _pool(conn, plan, progress)
     changes += _networks(conn, plan, progress)
     if host_side is not None:
