@@ -231,6 +231,14 @@ class _Session:
         self.conn = connect()
         self.started = time.monotonic()
 
+    def node(self, name: str) -> Any:
+        """The plan of a node the user named; a name not in the lab is a usage mistake."""
+        try:
+            return self.plan.node(name)
+        except KeyError:
+            names = ", ".join(n.name for n in self.plan.nodes)
+            raise UsageError(f"unknown node {name!r}; nodes of {self.plan.lab}: {names}") from None
+
     def progress(self, node: str, phase: str) -> None:
         err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/] [bold]{node}[/]: {phase}")
 
@@ -336,10 +344,7 @@ def reset(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")],
     from hyperlab.deploy import reset as deploy_reset
 
     session = _Session(lab, instance, "tcg")
-    names = nodes or [n.name for n in session.plan.nodes]
-    unknown = [n for n in names if n not in {p.name for p in session.plan.nodes}]
-    if unknown:
-        raise UsageError(f"unknown node {unknown[0]!r}; nodes of {lab}: {', '.join(n.name for n in session.plan.nodes)}")
+    names = [session.node(n).name for n in nodes] if nodes else [n.name for n in session.plan.nodes]
     deploy_reset(session.conn, session.loaded, session.plan, names, timeout=timeout, progress=session.progress)
     _status_table(session, as_json=False)
 
@@ -356,9 +361,7 @@ def exec_(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")],
     from hyperlab.deploy import channel_for
 
     session = _Session(lab, instance, "tcg")
-    if node not in {n.name for n in session.plan.nodes}:
-        raise UsageError(f"unknown node {node!r}; nodes of {lab}: {', '.join(n.name for n in session.plan.nodes)}")
-    result = channel_for(session.conn, session.plan.node(node)).run(command, timeout=timeout)
+    result = channel_for(session.conn, session.node(node)).run(command, timeout=timeout)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.timed_out:
@@ -377,9 +380,7 @@ def console(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")]
     import os
 
     session = _Session(lab, instance, "tcg")
-    if node not in {n.name for n in session.plan.nodes}:
-        raise UsageError(f"unknown node {node!r}; nodes of {lab}: {', '.join(n.name for n in session.plan.nodes)}")
-    os.execvp("virsh", ["virsh", "-c", "qemu:///system", "console", session.plan.node(node).domain])
+    os.execvp("virsh", ["virsh", "-c", "qemu:///system", "console", session.node(node).domain])
 
 
 def _mount_sub_apps() -> None:
