@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hyperlab.catalog import IMAGES
 from hyperlab.load import LoadedLab
-from hyperlab.model import Node, Topology, format_size
+from hyperlab.model import Node, Topology
 
 LINUX_CMDLINE = "root=/dev/vda rw console=ttyS0"
 METADATA_NS = "https://hyperlab.dev/xmlns/instance/1"
@@ -330,7 +330,3 @@ def _linux_credentials(nics: list[PlanNic], topo: Topology, facts: HostFacts, ro
     if not lines:
         return {}
     return {"tmpfiles.extra": base64.b64encode(("\n".join(lines) + "\n").encode()).decode()}
-
-
-def describe_memory(node: PlanNode) -> str:
-    return format_size(node.memory)
