@@ -33,6 +33,7 @@ from hyperlab.accel import (
     resolve_accel,
 )
 from hyperlab.catalog import IMAGES
+from hyperlab.hostnet import BRNF_SYSCTL
 from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.load import LoadedLab
 from hyperlab.plan import HostFacts
@@ -59,7 +60,6 @@ OVMF_DIR = Path("/usr/share/OVMF")
 OVMF_FILES = ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd")
 OVMF_SECURE_FILES = ("OVMF_CODE_4M.ms.fd", "OVMF_VARS_4M.ms.fd")
 FIRMWARE_DESCRIPTORS = Path("/usr/share/qemu/firmware")  # what libvirt's firmware="efi" autoselection reads
-BRIDGE_NF = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 KVM_FIX = "chown root:kvm /dev/kvm && chmod 0660 /dev/kvm"
 
 
@@ -414,7 +414,7 @@ def check_image(name: str, store: ImageStore) -> Finding:
     return Finding(True, what, f"{store.path(name)} ({format_size(manifest.size)}, built {built})")
 
 
-def check_bridge_netfilter(path: Path = BRIDGE_NF) -> Finding:
+def check_bridge_netfilter(path: Path = BRNF_SYSCTL) -> Finding:
     try:
         value = path.read_text().strip()
     except OSError:
