@@ -123,13 +123,15 @@ def channel_for(conn: libvirt.virConnect, node: PlanNode) -> AgentChannel:
     return AgentChannel(domain, node.name, node.os)
 
 
+def guest_path_exists(channel: AgentChannel, path: str) -> bool:
+    if channel.os == "windows":
+        result = channel.run(f"Test-Path '{path}'", timeout=20)
+        return result.ok and result.stdout.strip() == "True"
+    return channel.run(["/bin/test", "-e", path], timeout=20).ok
+
+
 def is_ready(channel: AgentChannel) -> bool:
-    if not channel.ping():
-        return False
-    marker = READY_MARKER[channel.os]
-    test = f"Test-Path '{marker}'" if channel.os == "windows" else ["/bin/test", "-e", marker]
-    result = channel.run(test, timeout=20)
-    return result.ok and (channel.os != "windows" or result.stdout.strip() == "True")
+    return channel.ping() and guest_path_exists(channel, READY_MARKER[channel.os])
 
 
 def wait_ready(conn: libvirt.virConnect, node: PlanNode, timeout: float, progress: Progress = _quiet) -> float:
@@ -143,7 +145,7 @@ def wait_ready(conn: libvirt.virConnect, node: PlanNode, timeout: float, progres
             if not agent_seen:
                 agent_seen = True
                 progress(node.name, "agent answers")
-            if is_ready(channel):
+            if guest_path_exists(channel, READY_MARKER[channel.os]):
                 return time.monotonic() - start
         time.sleep(1)
     seen = "its agent answers but specialization has not finished" if agent_seen else "its guest agent never answered"
@@ -162,11 +164,7 @@ def run_once(channel: AgentChannel, key: str, script: Path, values: dict[str, st
     state = STATE_DIR[os_name]
     sep = "\\" if os_name == "windows" else "/"
     marker = f"{state}{sep}{key}.done"
-    if os_name == "windows":
-        done = channel.run(f"Test-Path '{marker}'").stdout.strip() == "True"
-    else:
-        done = channel.run(["/bin/test", "-e", marker]).ok
-    if done:
+    if guest_path_exists(channel, marker):
         return None
     prepare = (f"New-Item -ItemType Directory -Force '{state}','{SECRETS_DIR[os_name]}' | Out-Null" if os_name == "windows"
                else f"mkdir -p {state} {SECRETS_DIR[os_name]} && chmod 700 {SECRETS_DIR[os_name]}")
@@ -231,16 +229,27 @@ def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: floa
        progress: Progress = _quiet) -> list[Change]:
     changes = converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
     for wave in plan.waves():
-        for name in wave:
-            if start_domain(conn, plan.node(name).domain):
-                progress(name, "booting")
-        with ThreadPoolExecutor(max_workers=max(len(wave), 1)) as pool:
-            futures = {name: pool.submit(wait_ready, conn, plan.node(name), timeout, progress) for name in wave}
-            for name, future in futures.items():
-                progress(name, f"ready after {future.result():.1f}s")
-    run_first_boot(conn, loaded, plan, progress=progress)
-    run_start_state(conn, loaded, plan, progress=progress)
+        _boot(conn, plan, wave, timeout, progress)
+    _provision(conn, loaded, plan, None, progress)
     return changes
+
+
+def _boot(conn: libvirt.virConnect, plan: Plan, names: list[str], timeout: float, progress: Progress) -> None:
+    """Start the nodes that are not running, then wait for all of them to be ready, in parallel."""
+    for name in names:
+        if start_domain(conn, plan.node(name).domain):
+            progress(name, "booting")
+    with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
+        futures = {name: pool.submit(wait_ready, conn, plan.node(name), timeout, progress) for name in names}
+        for name, future in futures.items():
+            progress(name, f"ready after {future.result():.1f}s")
+
+
+def _provision(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: set[str] | None,
+               progress: Progress) -> None:
+    """Each node's first-boot scripts, then the lab's start state; both run once per overlay."""
+    run_first_boot(conn, loaded, plan, only=only, progress=progress)
+    run_start_state(conn, loaded, plan, only=only, progress=progress)
 
 
 def down(conn: libvirt.virConnect, plan: Plan, progress: Progress = _quiet) -> list[Change]:
@@ -259,20 +268,15 @@ def reset(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[s
         if domain is not None:
             remove_domain(domain)  # defined again by converge, with the same XML
         pool.refresh(0)
+        existing = set(pool.listVolumes())
         for volume in node.volumes:
-            if volume.name in pool.listVolumes():
+            if volume.name in existing:
                 pool.storageVolLookupByName(volume.name).delete(0)
         forget_node(plan, name)  # a fresh overlay makes fresh SSH host keys
         progress(name, "overlay removed")
     converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
-    for name in names:
-        start_domain(conn, plan.node(name).domain)
-        progress(name, "booting")
-    with ThreadPoolExecutor(max_workers=len(names)) as executor:
-        for name, future in {n: executor.submit(wait_ready, conn, plan.node(n), timeout, progress) for n in names}.items():
-            progress(name, f"ready after {future.result():.1f}s")
-    run_first_boot(conn, loaded, plan, only=set(names), progress=progress)
-    run_start_state(conn, loaded, plan, only=set(names), progress=progress)
+    _boot(conn, plan, names, timeout, progress)
+    _provision(conn, loaded, plan, set(names), progress)
 
 
 def status(conn: libvirt.virConnect, plan: Plan) -> list[NodeStatus]:
