@@ -196,7 +196,7 @@ class Topology(Strict):
 
 
 class Action(Strict):
-    """A start-state action: run a script on nodes before the student begins."""
+    """Run a script on nodes: the start state before the student begins, or a step's reference solution."""
 
     nodes: list[NodeName] = Field(min_length=1)
     run: str = Field(min_length=1, description="Script path relative to the lab folder.")
@@ -209,7 +209,8 @@ class Step(Strict):
     requires: list[Ident] = Field(default_factory=list)
     nodes: list[str] = Field(default_factory=list, description="Nodes or nested guests the step is about.")
     hint: Text | None = None
-    solution: str | None = Field(None, description="Reference solution script, relative to the lab folder.")
+    solution: list[Action] = Field(default_factory=list,
+                                   description="Reference solution: scripts run by `lab solve`, in order, each on its nodes.")
 
 
 class Switch(Strict):

@@ -170,8 +170,12 @@ def _step_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
         for j, node in enumerate(step.nodes):
             if node not in names:
                 problems.append(src.problem(("steps", i, "nodes", j), f"steps[{i}] ({step.id}): unknown node or guest {node!r}; nodes and guests: {_names(names)}"))
-        if step.solution is not None:
-            problems += _file_problem(src, ("steps", i, "solution"), f"steps[{i}].solution", step.solution)
+        for k, action in enumerate(step.solution):
+            where = f"steps[{i}].solution[{k}]"
+            for j, node in enumerate(action.nodes):
+                if node not in topo.nodes:
+                    problems.append(src.problem(("steps", i, "solution", k, "nodes", j), f"{where}.nodes: unknown node {node!r}; nodes of {topo.name}: {_names(topo.nodes)}"))
+            problems += _file_problem(src, ("steps", i, "solution", k, "run"), f"{where}.run", action.run)
     if not problems:
         problems += _cycle_problems(lab, src, index)
     return problems
