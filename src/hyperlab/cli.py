@@ -211,23 +211,18 @@ class _Session:
     """What the deploy commands share: the lab, its plan for this host, and a libvirt connection."""
 
     def __init__(self, lab: str, instance: str, accel: str = "auto", *, deploying: bool = False) -> None:
-        from hyperlab.accel import cpu_vendor, resolve_accel
-        from hyperlab.deploy import instance_key
+        from hyperlab.accel import resolve_accel
+        from hyperlab.deploy import host_plan
         from hyperlab.images.store import ImageStore
         from hyperlab.libvirt.conn import connect
-        from hyperlab.plan import HostFacts, plan
 
         self.loaded = load_lab(lab)
         self.instance = _instance(instance)
         if accel not in ("auto", "kvm", "tcg"):
             raise UsageError(f"--accel must be auto, kvm or tcg, not {accel!r}")
         self.accel = resolve_accel(accel)  # type: ignore[arg-type]
-        store = ImageStore()
-        base = HostFacts(accel=self.accel.accel, cpu_vendor=cpu_vendor(), images_dir=store.root)
-        draft = plan(self.loaded, self.instance, base)
-        key = instance_key(draft, create=deploying)
-        self.plan = plan(self.loaded, self.instance, base.model_copy(update={"ssh_public_key": key}))
-        self.store = store
+        self.plan = host_plan(self.loaded, self.instance, self.accel.accel, deploying=deploying)
+        self.store = ImageStore()
         self.conn = connect()
         self.started = time.monotonic()
 
@@ -384,11 +379,11 @@ def console(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")]
 
 
 def _mount_sub_apps() -> None:
-    from hyperlab.cli_doctor import register
-
+    from hyperlab import cli_doctor, cli_grading
     from hyperlab.cli_image import image_app
 
-    register(app)
+    cli_doctor.register(app)
+    cli_grading.register(app)
     app.add_typer(image_app, name="image", help="Build and list golden images.")
 
 

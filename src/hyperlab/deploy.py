@@ -20,6 +20,7 @@ from pathlib import Path
 import libvirt
 
 from hyperlab import hostnet
+from hyperlab.accel import Accel, cpu_vendor
 from hyperlab.files import write_atomic
 from hyperlab.guest.agent import AgentChannel
 from hyperlab.guest.base import ChannelError, RunResult
@@ -29,7 +30,7 @@ from hyperlab.libvirt.apply import (Change, converge, read_record, record_path, 
                                     write_record)
 from hyperlab.libvirt.conn import lookup_domain, lookup_pool
 from hyperlab.load import LoadedLab
-from hyperlab.plan import Plan, PlanNode
+from hyperlab.plan import HostFacts, Plan, PlanNode, plan
 
 READY_MARKER = {"linux": "/run/hyperlab/ready", "windows": r"C:\hyperlab\ready"}
 STATE_DIR = {"linux": "/var/lib/hyperlab", "windows": r"C:\hyperlab"}
@@ -91,6 +92,16 @@ def instance_key(plan: Plan, *, create: bool) -> str | None:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hyperlab-{plan.lab}-{plan.instance}",
                         "-f", str(key)], check=True)
     return key.with_suffix(".pub").read_text().strip()
+
+
+def host_plan(loaded: LoadedLab, instance: str, accel: Accel = "tcg", *, deploying: bool = False) -> Plan:
+    """The plan of an instance on this host: its image store, CPU vendor and SSH key.
+
+    Names, addresses and paths do not depend on `accel`; only the domain type does.
+    """
+    base = HostFacts(accel=accel, cpu_vendor=cpu_vendor(), images_dir=ImageStore().root)
+    key = instance_key(plan(loaded, instance, base), create=deploying)
+    return plan(loaded, instance, base.model_copy(update={"ssh_public_key": key}))
 
 
 def ensure_images(store: ImageStore, names: set[str], progress: Progress = _quiet) -> None:
