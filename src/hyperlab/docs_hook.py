@@ -3,8 +3,9 @@
 From the same YAML the labs use, it writes, for each lab, a Korean and an English page
 (`docs/labs/LAB.ko.md`, `LAB.en.md`: title, summary, topology diagram, steps with points,
 requires and a "check your work" box per step) and the diagram (`docs/labs/LAB.svg`); and the
-reference pages (`docs/reference/`): the CLI reference from the typer app and the lab and
-topology YAML schema from `schema/*.schema.json`.
+reference pages (`docs/reference/`): the CLI reference from the typer app, the lab and
+topology YAML schema from `schema/*.schema.json`, and the checker API (`checkers.*.md`) from the
+grading code itself (the pytest plugin's options and fixtures, Node, Probe, `eventually`, Status).
 
 The files are written into docs_dir (git-ignored there) before mkdocs collects its files, because
 mkdocs-static-i18n only sorts files that live in docs_dir by their `.ko.md` / `.en.md` suffix.
@@ -324,6 +325,404 @@ def schema_reference(schema: dict[str, Any], kind: str, lang: str) -> str:
     return "\n".join(out)
 
 
+# ------------------------------------------------------------------ checker API reference
+#
+# Read from the objects checkers use: the pytest plugin's options and fixtures, the classes behind
+# them (Instance, Node, Probe, their results), `eventually`, the outcome states. Docstrings stay in
+# English on both pages; headings and the connecting text follow the page's language.
+
+CHECKER_WORDS: dict[str, dict[str, str]] = {
+    "ko": {
+        "title": "채점기(checker) API 참조",
+        "intro": "채점기가 쓰는 모든 것: pytest 옵션, 픽스처, 노드와 프로브의 메서드, `eventually`, 결과 상태. "
+                 "`hyperlab.grading`의 코드에서 만들어지며, 설명(docstring)은 영어이다. "
+                 "채점기를 쓰는 방법은 [실습 만들기](../guide/authors.md)에 있다.",
+        "marker": "단계 마커",
+        "marker_body": "채점기 함수마다 붙인다. 단계 ID는 `lab.yaml`의 단계와 이어지며, 모르는 ID는 수집(collection) 때 오류이다. "
+                       "배점은 `lab.yaml`에서 오고, 마커가 받는 것은 `weight=`(양수, 기본 1)뿐이다. "
+                       "한 단계의 배점은 그 단계 채점기들의 weight 비율로 나뉜다(부분 점수).",
+        "registered": "pytest에 등록된 설명",
+        "fixtures": "픽스처",
+        "fixtures_body": "`checkers/<lab>/` 안의 채점기만 쓸 수 있다. 연결은 실행마다 노드당 하나이며 모든 채점기가 함께 쓴다.",
+        "returns": "참고",
+        "instance": "Instance (`lab` 픽스처)",
+        "node": "Node (`node(\"이름\")`)",
+        "attributes": "속성",
+        "members": "멤버",
+        "runresult": "RunResult (명령의 결과)",
+        "probe": "Probe (`probe` 픽스처)",
+        "probe_body": "모든 프로브는 인스턴스의 네트워크 네임스페이스(실습 주소가 보이는 곳)에서 실행되고, "
+                      "`timeout`을 주지 않으면 {timeout:g}초를 기다린다. 결과는 예외가 아니라 항상 `ProbeResult`이다.",
+        "calls": "호출하는 함수",
+        "proberesult": "ProbeResult (프로브의 결과)",
+        "outcomes": "Outcome 값",
+        "eventually": "eventually",
+        "status": "결과 상태",
+        "status_body": "채점기 하나의 결과는 다음 넷 중 하나이고, 단계의 결과는 그 단계 채점기들의 결과에서 나온다 "
+                       "(ERROR가 BLOCKED보다, BLOCKED가 FAIL보다 우선).",
+        "raised": "채점기에서 일어난 일 → 상태",
+        "exceptions": "예외",
+        "options": "pytest 옵션",
+        "options_body": "`pytest checkers/<lab>`에 줄 수 있는 옵션(그룹 `hyperlab`). `lab check`와 `lab grade`도 이 옵션으로 pytest를 실행한다.",
+        "option": "옵션",
+        "value": "값",
+        "default": "기본값",
+        "description": "설명",
+        "field": "필드",
+        "meaning": "뜻",
+        "state": "상태",
+        "repeatable": "반복 가능",
+        "integer": "정수",
+        "text": "텍스트",
+        "one_of": "다음 중 하나: ",
+    },
+    "en": {
+        "title": "Checker API reference",
+        "intro": "Everything a checker uses: the pytest options, the fixtures, the methods of nodes and probes, "
+                 "`eventually` and the result states. Generated from the code of `hyperlab.grading`. "
+                 "How to write checkers: [Writing labs](../guide/authors.md).",
+        "marker": "The step marker",
+        "marker_body": "Every checker function carries one. The step id ties the checker to the step in `lab.yaml`; an unknown "
+                       "id is an error at collection. Points come from `lab.yaml`; the only argument the marker takes is "
+                       "`weight=` (a positive number, default 1). A step's points are split among its checkers by "
+                       "weight (partial credit).",
+        "registered": "As registered with pytest",
+        "fixtures": "Fixtures",
+        "fixtures_body": "Only for checkers in `checkers/<lab>/`. Connections are opened once per node per run and shared "
+                         "by every checker.",
+        "returns": "See",
+        "instance": "Instance (the `lab` fixture)",
+        "node": "Node (`node(\"NAME\")`)",
+        "attributes": "Attributes",
+        "members": "Members",
+        "runresult": "RunResult (what a command returns)",
+        "probe": "Probe (the `probe` fixture)",
+        "probe_body": "Every probe runs in the instance's network namespace (where the lab's addresses are) and waits "
+                      "{timeout:g} s unless given `timeout=`. It always returns a `ProbeResult`, never raises for a "
+                      "network condition.",
+        "calls": "Calls",
+        "proberesult": "ProbeResult (what a probe returns)",
+        "outcomes": "Outcome values",
+        "eventually": "eventually",
+        "status": "Result states",
+        "status_body": "Each checker ends in one of four states; a step's state comes from its checkers' "
+                       "(ERROR wins over BLOCKED, BLOCKED over FAIL).",
+        "raised": "What happened in the checker → state",
+        "exceptions": "Exceptions",
+        "options": "pytest options",
+        "options_body": "Options of `pytest checkers/<lab>` (group `hyperlab`). `lab check` and `lab grade` run pytest with them.",
+        "option": "Option",
+        "value": "Value",
+        "default": "Default",
+        "description": "Description",
+        "field": "Field",
+        "meaning": "Meaning",
+        "state": "State",
+        "repeatable": "repeatable",
+        "integer": "integer",
+        "text": "text",
+        "one_of": "one of ",
+    },
+}
+
+# What each state means, in Korean (the English comes from hyperlab.grading.outcome's docstring).
+STATUS_KO = {
+    "PASS": "단계가 요구하는 상태가 있다.",
+    "FAIL": "없다. 메시지가 관찰한 값과 기대한 값을 말한다. 학생의 작업이 틀렸다.",
+    "BLOCKED": "검사하지 않았다. 이 단계가 요구하는 단계(requires)가 통과하지 못했다.",
+    "ERROR": "검사할 수 없었다(노드에 닿지 않음, 에이전트 멈춤, 자격 증명, 채점기 버그). 학생의 잘못이 아니며 점수 0이 아니다.",
+}
+
+# Members of Instance that checkers use (the rest serve the plugin: conn, missing, domain_uuids, close).
+INSTANCE_MEMBERS = ("lab", "instance", "ip", "variables", "netns", "node")
+# Public members of Node and Probe that are the plugin's business, not a checker's.
+NOT_FOR_CHECKERS = frozenset({"close"})
+# For members whose code has no docstring yet (keyed by anchor); a docstring in the code wins.
+FALLBACK_DOCS = {
+    "instance-lab": "The lab id.",
+    "instance-instance": "The instance name (`default`, or the student's `--instance`).",
+    "instance-variables": "The lab's `variables:` from lab.yaml (e.g. `lab.variables[\"replication_interval_seconds\"]`).",
+    "instance-netns": "The network namespace that plays the lesson's host (where `probe` runs); "
+                      "`ip netns exec NAME ...` runs a command there.",
+    "instance-node": "The same as the `node` fixture: `lab.node(\"DC1\")`.",
+    "node-channel": "The node's open channel (agent, ssh or winrm), opened on first use.",
+    "node-sh": "`run` for Linux nodes: a shell command (sh -c). On a Windows node it raises CheckError (ERROR).",
+    "node-ps": "`run` for Windows nodes: a PowerShell script. On a Linux node it raises CheckError (ERROR).",
+    "node-read_file": "The bytes of a file on the node, read through its channel.",
+    "runresult-ok": "True when the command exited 0 and did not time out.",
+    "proberesult-ok": "True when the outcome is `ok`; a ProbeResult is also true or false by itself (`assert result`).",
+}
+NODE_ATTRIBUTES = {"name": "The node's name in the topology (`DC1`).",
+                   "os": "`linux` or `windows`: which of `.sh` / `.ps` works on it.",
+                   "plan": "The node's PlanNode: domain name, NICs, volumes (see `lab plan`)."}
+
+
+class _Ann(str):
+    """An annotation or default shown as written (`str | None`, `bool`), not quoted or as `<class 'bool'>`."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _shown(annotation: Any) -> Any:
+    if isinstance(annotation, str):
+        return _Ann(re.sub(r"\bprobes\.", "", annotation))
+    return annotation
+
+
+def _signature(name: str, fn: Any, *, drop_first: bool = True, drop: tuple[str, ...] = ()) -> str:
+    import inspect
+
+    sig = inspect.signature(fn)
+    params = []
+    for p in list(sig.parameters.values())[1 if drop_first else 0:]:
+        if p.name in drop:
+            continue
+        default = p.default
+        if default is not p.empty and (isinstance(default, type) or inspect.isfunction(default)):
+            default = _Ann(default.__name__)
+        params.append(p.replace(annotation=_shown(p.annotation), default=default))
+    sig = sig.replace(parameters=params, return_annotation=_shown(sig.return_annotation))
+    return f"{name}{sig}"
+
+
+def doc_text(doc: str | None) -> str:
+    """A docstring as markdown: paragraphs kept, lines joined, `code` kept, everything else shown as written."""
+    import inspect
+
+    out = []
+    for para in re.split(r"\n\s*\n", inspect.cleandoc(doc or "")):
+        text = " ".join(line.strip() for line in para.splitlines())
+        parts = re.split(r"(``.+?``|`[^`]+`)", text)
+        rendered = "".join(("`" + p.strip("`") + "`") if i % 2 else md(p) for i, p in enumerate(parts))
+        if rendered:
+            out.append(rendered)
+    return "\n\n".join(out)
+
+
+def _public(cls: type) -> list[tuple[str, Any]]:
+    """Public methods and properties of a class, in source order."""
+    return [(name, member) for name, member in vars(cls).items()
+            if not name.startswith("_") and (callable(member) or isinstance(member, property))
+            and name not in NOT_FOR_CHECKERS]
+
+
+def _member(title: str, anchor: str, member: Any) -> list[str]:
+    """One method or property: its signature (or type), then its docstring, else FALLBACK_DOCS."""
+    if isinstance(member, property):
+        returns = member.fget.__annotations__.get("return")
+        signature = f"{title}: {_shown(returns)}" if returns else title
+        doc = member.fget.__doc__
+    else:
+        signature, doc = _signature(title, member), member.__doc__
+    out = [f"### `{title}` {{#{anchor}}}", "", "```python", signature, "```", ""]
+    text = doc_text(doc or FALLBACK_DOCS.get(anchor))
+    return out + ([text, ""] if text else [])
+
+
+def plugin_options() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """The plugin's command-line options, read by calling its pytest_addoption with a recording parser."""
+    from hyperlab.grading import plugin
+
+    class Recording:
+        def __init__(self) -> None:
+            self.options: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+
+        def getgroup(self, name: str, description: str = "") -> Recording:
+            return self
+
+        def addoption(self, *opts: str, **attrs: Any) -> None:
+            self.options.append((opts, attrs))
+
+    class Plugins:  # "testinfra is loaded": nothing gets blocked
+        def get_plugin(self, name: str) -> object:
+            return object()
+
+        def set_blocked(self, name: str) -> None:
+            pass
+
+    parser = Recording()
+    plugin.pytest_addoption(parser, Plugins())  # type: ignore[arg-type]
+    return parser.options
+
+
+def plugin_markers() -> list[str]:
+    """The marker lines the plugin registers (pytest_configure with a recording config)."""
+    from hyperlab.grading import plugin
+
+    class Config:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+            self.stash: dict[Any, Any] = {}
+
+        def addinivalue_line(self, name: str, line: str) -> None:
+            if name == "markers":
+                self.lines.append(line)
+
+        def getoption(self, name: str) -> Any:
+            return None
+
+    config = Config()
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    return config.lines
+
+
+def plugin_fixtures() -> dict[str, Any]:
+    """Name -> fixture definition, for every fixture the plugin module defines."""
+    from hyperlab.grading import plugin
+
+    found = {}
+    for attr, obj in vars(plugin).items():
+        if type(obj).__name__ == "FixtureFunctionDefinition" or hasattr(obj, "_pytestfixturefunction"):
+            found[getattr(obj, "name", None) or attr] = obj
+    return found
+
+
+def probe_functions() -> dict[str, Any]:
+    """Probe method name -> the hyperlab.probes function it runs (found by calling it with a recording `_run`)."""
+    import inspect
+
+    from hyperlab.grading.target import Probe, Recorder
+
+    found = {}
+    for name, method in _public(Probe):
+        seen: list[Any] = []
+        probe = Probe("netns", Recorder())
+        probe._run = lambda fn, *args, **kwargs: seen.append(fn)  # type: ignore[method-assign]
+        required = [p for p in list(inspect.signature(method).parameters.values())[1:]
+                    if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        try:
+            getattr(probe, name)(*[None] * len(required))
+        except Exception:  # noqa: BLE001 - a method that does more than call a probe: shown without it
+            continue
+        if seen:
+            found[name] = seen[0]
+    return found
+
+
+def _status_meanings() -> dict[str, str]:
+    """PASS/FAIL/BLOCKED/ERROR -> meaning, from the list in hyperlab.grading.outcome's docstring."""
+    from hyperlab.grading import outcome
+
+    meanings = {}
+    for match in re.finditer(r"^- ([A-Z]+)\s+(.+?)(?=^- |\n\n|\Z)", outcome.__doc__ or "", re.M | re.S):
+        meanings[match.group(1)] = " ".join(match.group(2).split()).rstrip(";.") + "."
+    return meanings
+
+
+def unreachable_exceptions() -> list[type]:
+    """The exceptions that make a check ERROR ("could not look") rather than a checker error."""
+    import libvirt
+
+    from hyperlab.guest.base import ChannelError
+    from hyperlab.libvirt.conn import HostProblem
+    from hyperlab.probes import NetnsError
+    from hyperlab.grading.target import CheckError
+
+    return [ChannelError, CheckError, HostProblem, NetnsError, libvirt.libvirtError]
+
+
+def checkers_reference(lang: str) -> str:
+    """The checker API page: options, marker, fixtures, Instance, Node, RunResult, Probe, eventually, states."""
+    import dataclasses
+
+    from hyperlab.grading.eventually import eventually
+    from hyperlab.grading.outcome import Status
+    from hyperlab.grading.target import Instance, Node, Probe, Recorder
+    from hyperlab.guest.base import RunResult
+    from hyperlab.probes import DEFAULT_TIMEOUT, ProbeResult
+    from hyperlab.probes.base import MEANING, Outcome
+
+    w = CHECKER_WORDS[lang]
+    ko = lang == "ko"
+    out = [f"# {w['title']}", "", w["intro"], "",
+           "```python", "import pytest", "", "from hyperlab.grading import CheckError, eventually", "```", ""]
+
+    out += [f"## {w['marker']} {{#marker}}", "", "```python", '@pytest.mark.step("STEP-ID", weight=1)', "```", "",
+            w["marker_body"], ""]
+    for line in plugin_markers():
+        out += [f"{w['registered']}: `{line}`", ""]
+
+    out += [f"## {w['fixtures']} {{#fixtures}}", "", w["fixtures_body"], ""]
+    see = {"lab": "#instance", "node": "#node", "probe": "#probe", "host": None}
+    for name, fixture in plugin_fixtures().items():
+        out += [f"### `{name}` {{#fixture-{name}}}", "", doc_text(fixture.__doc__), ""]
+        if see.get(name):
+            out += [f"{w['returns']}: [{w[see[name][1:]]}]({see[name]})", ""]
+
+    out += [f"## {w['instance']} {{#instance}}", "", doc_text(Instance.__doc__), ""]
+    for name in INSTANCE_MEMBERS:
+        out += _member(f"lab.{name}", f"instance-{name}", vars(Instance)[name])
+
+    out += [f"## {w['node']} {{#node}}", "", doc_text(Node.__doc__), ""]
+    from types import SimpleNamespace
+
+    sample = Node(SimpleNamespace(name="N", os="linux"), lambda: None, Recorder())  # type: ignore[arg-type]
+    attributes = [a for a in vars(sample) if not a.startswith("_")]
+    out += [f"**{w['attributes']}**", "", f"| {w['field']} | {w['description']} |", "| --- | --- |"]
+    out += [f"| `{a}` | {doc_text(NODE_ATTRIBUTES.get(a, ''))} |" for a in attributes] + [""]
+    for name, member in _public(Node):
+        out += _member(f"node.{name}", f"node-{name}", member)
+
+    out += [f"## {w['runresult']} {{#runresult}}", "", f"| {w['field']} | {w['value']} |", "| --- | --- |"]
+    out += [f"| `{f.name}` | `{f.type}` |" for f in dataclasses.fields(RunResult)] + [""]
+    for name, member in _public(RunResult):
+        out += _member(f"result.{name}", f"runresult-{name}", member)
+
+    out += [f"## {w['probe']} {{#probe}}", "", doc_text(Probe.__doc__), "", w["probe_body"].format(timeout=DEFAULT_TIMEOUT), ""]
+    targets = probe_functions()
+    for name, member in _public(Probe):
+        out += _member(f"probe.{name}", f"probe-{name}", member)
+        target = targets.get(name)
+        if target is not None:
+            out += [f"{w['calls']}:", "", "```python",
+                    _signature(f"hyperlab.probes.{target.__name__}", target, drop_first=False, drop=("netns",)),
+                    "```", "", doc_text(target.__doc__), ""]
+
+    out += [f"## {w['proberesult']} {{#proberesult}}", "", doc_text(ProbeResult.__doc__), ""]
+    out += [f"| {w['field']} | {w['value']} |", "| --- | --- |"]
+    out += [f"| `{f.name}` | `{f.type}` |" for f in dataclasses.fields(ProbeResult)] + [""]
+    for name, member in _public(ProbeResult):
+        out += _member(f"result.{name}", f"proberesult-{name}", member)
+    out += [f"**{w['outcomes']}**", "", f"| Outcome | {w['meaning']} |", "| --- | --- |"]
+    out += [f"| `{o.value}` | {md(MEANING.get(o, ''))} |" for o in Outcome] + [""]
+
+    fn = eventually
+    out += [f"## {w['eventually']} {{#eventually}}", "", "```python",
+            _signature("eventually", fn, drop_first=False), "```", "", doc_text(fn.__doc__), ""]
+
+    meanings = _status_meanings()
+    out += [f"## {w['status']} {{#status}}", "", w["status_body"], "",
+            f"| {w['state']} | {w['meaning']} |", "| --- | --- |"]
+    for status in Status:
+        meaning = STATUS_KO.get(status.value) if ko else None
+        out.append(f"| `{status.value}` | {md(meaning or meanings.get(status.value, ''))} |")
+    out += ["", f"**{w['raised']}**", "", f"| {w['exceptions']} | {w['state']} |", "| --- | --- |",
+            "| " + ("정상 종료" if ko else "returns normally") + " | `PASS` |",
+            "| `AssertionError` (" + ("메시지가 그대로 학생에게 보인다" if ko else "its message is what the student sees")
+            + ") | `FAIL` |",
+            "| " + ", ".join(f"`{e.__name__}`" for e in unreachable_exceptions()) + " | `ERROR` (could not check) |",
+            "| " + ("그 밖의 예외" if ko else "any other exception") + " | `ERROR` (checker error) |",
+            "| " + ("선행 단계가 PASS가 아님" if ko else "a required step did not pass") + " | `BLOCKED` |", ""]
+    out += [f"### `CheckError` {{#checkerror}}", "", doc_text(unreachable_exceptions()[1].__doc__), ""]
+
+    out += [f"## {w['options']} {{#options}}", "", w["options_body"], "",
+            f"| {w['option']} | {w['value']} | {w['default']} | {w['description']} |", "| --- | --- | --- | --- |"]
+    for opts, attrs in plugin_options():
+        if attrs.get("choices"):
+            kind = w["one_of"] + ", ".join(f"`{c}`" for c in attrs["choices"])
+        elif attrs.get("type") is int:
+            kind = w["integer"]
+        else:
+            kind = w["text"]
+        if attrs.get("action") == "append":
+            kind += f" ({w['repeatable']})"
+        default = f"`{attrs['default']}`" if attrs.get("default") not in (None, "") else ""
+        out.append(f"| {', '.join(f'`{o}`' for o in opts)} | {kind} | {default} | {md(attrs.get('help', ''), code=True)} |")
+    out.append("")
+    return "\n".join(out)
+
+
 # ------------------------------------------------------------------ the whole generated tree
 
 
@@ -341,6 +740,7 @@ def generate(root: Path) -> dict[str, str]:
     for lang in LANGS:
         files[f"labs/index.{lang}.md"] = labs_index(labs, lang)
         files[f"reference/cli.{lang}.md"] = cli_reference(lang)
+        files[f"reference/checkers.{lang}.md"] = checkers_reference(lang)
         for kind in ("lab", "topology"):
             schema = json.loads((root / "schema" / f"{kind}.schema.json").read_text(encoding="utf-8"))
             files[f"reference/{kind}-schema.{lang}.md"] = schema_reference(schema, kind, lang)

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 
 from hyperlab.cli import app
@@ -113,3 +114,59 @@ def test_schema_reference_lists_every_field() -> None:
                     assert f"| `{field}` |" in page
             for name in schema["$defs"]:
                 assert f"## {name} {{#{name.lower()}}}" in page
+
+
+def test_checkers_reference_lists_every_fixture_method_option_and_state(pytestconfig: pytest.Config) -> None:
+    """The checker API page is read from the code, so a new fixture, method or option shows up by itself."""
+    from _pytest.fixtures import getfixturemarker
+
+    from hyperlab.docs_hook import NOT_FOR_CHECKERS, checkers_reference, probe_functions
+    from hyperlab.grading import plugin
+    from hyperlab.grading.eventually import eventually
+    from hyperlab.grading.outcome import Status
+    from hyperlab.grading.target import Node, Probe
+
+    fixtures = [name for name, obj in vars(plugin).items() if getfixturemarker(obj) is not None]
+    assert set(plugin.LAB_FIXTURES) <= set(fixtures)
+    options = [name for option in pytestconfig._parser.getgroup("hyperlab").options for name in option.names()]
+    assert "--roster" in options and "--instance" in options
+    assert NOT_FOR_CHECKERS == {"close"}  # the only public members left out, on purpose
+    node_members = [n for n in dir(Node) if not n.startswith("_") and n not in NOT_FOR_CHECKERS]
+    probe_members = [n for n in dir(Probe) if not n.startswith("_") and n not in NOT_FOR_CHECKERS]
+    assert {"run", "sh", "ps", "ps_json", "read_file"} <= set(node_members)
+    assert set(probe_functions()) == set(probe_members)  # every probe method shows the probe it runs
+
+    for lang in ("ko", "en"):
+        page = checkers_reference(lang)
+        for name in fixtures:
+            assert f"### `{name}` {{#fixture-{name}}}" in page, (lang, name)
+        for name in node_members:
+            assert f"### `node.{name}` {{#node-{name}}}" in page, (lang, name)
+        for name in probe_members:
+            assert f"### `probe.{name}` {{#probe-{name}}}" in page, (lang, name)
+        for name in ("ip", "variables", "netns"):
+            assert f"### `lab.{name}` {{#instance-{name}}}" in page, (lang, name)
+        for option in options:
+            assert f"| `{option}` |" in page, (lang, option)
+        for status in Status:
+            assert f"| `{status.value}` |" in page, (lang, status)
+        assert "until `until(value)` is true" in page  # eventually's own docstring
+        assert '@pytest.mark.step("STEP-ID", weight=1)' in page
+        anchors = re.findall(r"\{#([a-z0-9_-]+)\}", page)
+        assert len(anchors) == len(set(anchors)), "duplicate anchors"
+    assert "## 픽스처" in checkers_reference("ko") and "## Fixtures" in checkers_reference("en")
+
+
+def test_checkers_reference_names_exactly_the_exceptions_the_plugin_counts_as_error() -> None:
+    from hyperlab.docs_hook import unreachable_exceptions
+    from hyperlab.grading import plugin
+
+    for cls in unreachable_exceptions():
+        assert plugin.unreachable(cls.__new__(cls)), cls
+    assert not plugin.unreachable(AssertionError("wrong state")) and not plugin.unreachable(KeyError("bug"))
+
+
+def test_generate_writes_the_checker_reference_in_both_languages() -> None:
+    files = generate(ROOT)
+    assert files["reference/checkers.ko.md"].startswith("# 채점기(checker) API 참조")
+    assert files["reference/checkers.en.md"].startswith("# Checker API reference")

@@ -172,6 +172,17 @@ class Probe:
         return self._run(probes.winrm_alive, host, **kw)
 
 
+def winrm_channel_for(plan: Plan, plan_node: PlanNode) -> Channel:
+    """WinRM as the lab's Administrator, whose password is the instance's domain-admin secret
+    (the unattend medium sets the local one to the same value)."""
+    from hyperlab.deploy import instance_secrets
+    from hyperlab.guest.ssh import ssh_address
+    from hyperlab.guest.winrm import WinRMChannel
+
+    return WinRMChannel(str(ssh_address(plan, plan_node.name)), netns=plan.host_side.netns, username="Administrator",
+                        password=instance_secrets(plan)["domain-admin"], node=plan_node.name, os_name=plan_node.os)
+
+
 class Instance:
     """A deployed lab instance, reached through libvirt at `uri` (local or remote)."""
 
@@ -263,8 +274,7 @@ class Instance:
             from hyperlab.guest.ssh import ssh_channel_for
 
             return ssh_channel_for(self.plan, plan_node.name)
-        raise ChannelError(f"cannot reach {plan_node.name} over {kind}: the WinRM channel is not built yet; "
-                           "use --channel agent")
+        return winrm_channel_for(self.plan, plan_node)
 
     def close(self) -> None:
         for node in self._nodes.values():
