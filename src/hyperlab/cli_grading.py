@@ -158,14 +158,15 @@ def _verify(path: Path, key: Path | None) -> None:
 def _live_domains(document: dict[str, Any]) -> dict[str, str] | None:
     """The UUIDs of the student's domains as deployed now, or None when they cannot be looked at."""
     from hyperlab.deploy import host_plan
-    from hyperlab.errors import LabError
+    from hyperlab.errors import LabError, UsageError
     from hyperlab.grading.target import Instance, Recorder
     from hyperlab.load import load_lab
 
+    lab_file = Path(str(document.get("lab_file") or ""))
     try:
-        loaded = load_lab(str(document["lab"]))
+        loaded = load_lab(str(lab_file) if lab_file.is_file() else str(document["lab"]))
         plan = host_plan(loaded, str(document["instance"]))
-    except (LabError, ValueError, KeyError):
+    except (LabError, UsageError, ValueError, KeyError):
         return None
     instance = Instance(loaded, plan, str(document.get("uri") or "qemu:///system"), None, Recorder())
     try:

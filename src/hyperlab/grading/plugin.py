@@ -87,7 +87,7 @@ class LabRun:
                 if not unreachable(exc):
                     raise
         return {
-            "lab": lab.id, "instance": instance_name, "student": student, "uri": uri,
+            "lab": lab.id, "lab_file": str(self.loaded.source.path.resolve()), "instance": instance_name, "student": student, "uri": uri,
             "score": round(sum(s.score for s in steps), 2), "max": sum(s.points for s in steps),
             "steps": [s.as_dict() for s in steps], "error": self.error,
             "domains": domains, "started": self.started, "finished": now_utc(),

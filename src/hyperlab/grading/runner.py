@@ -37,6 +37,7 @@ def run_checks(loaded: LoadedLab, instance: str, evidence: Path, *, uri: str = D
                timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
     """Run the lab's checkers against one instance in a pytest process; return its result document."""
     folder = checkers_dir(loaded)
+    evidence = evidence.resolve()  # pytest runs in the checkers' folder
     evidence.parent.mkdir(parents=True, exist_ok=True)
     evidence.unlink(missing_ok=True)
     command = [sys.executable, "-m", "pytest", str(folder), "-p", "hyperlab.grading.plugin", "-p", "no:cacheprovider",
