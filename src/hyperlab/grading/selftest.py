@@ -34,12 +34,15 @@ def assert_solved(document: dict[str, Any]) -> None:
 
 
 def prove_checkers(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, scratch: Path,
-                   key: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check, solve, check again; returns both result documents. The instance must be fresh from `lab up`."""
-    before = run_checks(loaded, plan.instance, scratch / "before.json", key=key)
+                   key: str | None = None, steps: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check, solve, check again; returns both result documents. The instance must be fresh from `lab up`.
+
+    `steps` limits the proof to those steps and what they require (all steps by default).
+    """
+    before = run_checks(loaded, plan.instance, scratch / "before.json", key=key, steps=steps)
     assert_unsolved(before)
-    unsolved = solve(conn, loaded, plan)
+    unsolved = solve(conn, loaded, plan, steps)
     assert not unsolved, f"steps of {loaded.lab.id} without a reference solution: {unsolved}"
-    after = run_checks(loaded, plan.instance, scratch / "after.json", key=key)
+    after = run_checks(loaded, plan.instance, scratch / "after.json", key=key, steps=steps)
     assert_solved(after)
     return before, after

@@ -16,7 +16,7 @@ from hyperlab.deploy import channel_for, instance_secrets, run_once
 from hyperlab.errors import UsageError
 from hyperlab.grading.outcome import closure, order
 from hyperlab.load import LoadedLab
-from hyperlab.plan import Plan
+from hyperlab.plan import Plan, PlanNode
 
 
 def steps_to_solve(loaded: LoadedLab, only: list[str] | None) -> list[str]:
@@ -29,6 +29,20 @@ def steps_to_solve(loaded: LoadedLab, only: list[str] | None) -> list[str]:
     wanted = closure(lab, set(only)) if only else set(ids)
     ranks = order(lab)
     return sorted(wanted, key=lambda s: ranks[s])
+
+
+def nic_facts(node: PlanNode) -> str:
+    """A node's NICs as the lesson gives them, as shell variables for solution scripts.
+
+    A student tells NICs apart by their MAC (as the seed's students do by the VM's settings);
+    a script reads the same facts here: NIC_<NETWORK>_MAC and NIC_<NETWORK>_ADDR (address/prefix).
+    """
+    lines = [f"# {node.name}: its NICs (network, MAC, the lesson's address)"]
+    for nic in node.nics:
+        var = "".join(c if c.isalnum() else "_" for c in nic.network).upper()
+        lines.append(f"NIC_{var}_MAC={nic.mac}")
+        lines.append(f"NIC_{var}_ADDR={nic.ip.with_prefixlen if nic.ip is not None else ''}")
+    return "\n".join(lines) + "\n"
 
 
 def solve(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: list[str] | None = None,
@@ -44,7 +58,9 @@ def solve(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: list[st
             continue
         for k, action in enumerate(step.solution):
             def one(name: str, k: int = k, run: str = action.run) -> None:
-                result = run_once(channel_for(conn, plan.node(name)), f"solve-{step_id}-{k}", loaded.folder / run, values)
+                node = plan.node(name)
+                result = run_once(channel_for(conn, node), f"solve-{step_id}-{k}", loaded.folder / run,
+                                  {**values, "nics.env": nic_facts(node)})
                 progress(name, f"{step_id}: {run} {'already ran' if result is None else 'done'}")
 
             with ThreadPoolExecutor(max_workers=len(action.nodes)) as pool:

@@ -8,6 +8,7 @@ Connections are opened once per node and reused for every check of the run.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +18,9 @@ from hyperlab.guest.base import Channel, ChannelError, RunResult
 from hyperlab.load import LoadedLab
 from hyperlab.plan import Plan, PlanNode
 
+GUEST_PROBES = {"tcp": ("tcp", "tcp_connect"), "telnet": ("telnet", "telnet_negotiate"), "rdp": ("rdp", "rdp_negotiate")}
+GUEST_PROBE_FILES = ("__init__.py", "base.py", "netns.py", "tcp.py", "telnet.py", "rdp.py")  # standard library only
+GUEST_PROBE_DIR = "/var/lib/hyperlab/guest-probes"
 MAX_EVIDENCE = 16 << 10  # characters of each output stream kept in the evidence file
 CHANNELS = ("agent", "ssh", "winrm")
 
@@ -65,6 +69,7 @@ class Node:
         self._opener = opener
         self._channel: Channel | None = None
         self._recorder = recorder
+        self._probes_shipped = False
 
     @property
     def channel(self) -> Channel:
@@ -100,6 +105,37 @@ class Node:
 
     def read_file(self, path: str) -> bytes:
         return self.channel.read_file(path)
+
+    def probe(self, kind: str, host: str, port: int, timeout: float = probes.DEFAULT_TIMEOUT) -> probes.ProbeResult:
+        """Run one of hyperlab's own probes (tcp, telnet, rdp) from inside this Linux node: for
+        services only reachable from a lab network the host side has no leg in (the inner hosts
+        behind ROUTER). The probe's code is copied into the guest once per run."""
+        if kind not in GUEST_PROBES:
+            raise ValueError(f"guest probes: {', '.join(GUEST_PROBES)}")
+        if self.os != "linux":
+            raise CheckError(f"{self.name} runs {self.os}: guest probes need Linux (python3)")
+        if not self._probes_shipped:
+            mkdir = self.channel.run(["mkdir", "-p", f"{GUEST_PROBE_DIR}/hlprobes"])
+            if not mkdir.ok:
+                raise CheckError(f"cannot copy the probes into {self.name}:\n{mkdir.summary()}")
+            for name in GUEST_PROBE_FILES:
+                source = Path(probes.__file__).with_name(name).read_bytes() if name != "__init__.py" else b""
+                self.channel.write_file(f"{GUEST_PROBE_DIR}/hlprobes/{name}", source)
+            self._probes_shipped = True
+        module, function = GUEST_PROBES[kind]
+        script = (f"import json, sys; sys.path.insert(0, '{GUEST_PROBE_DIR}'); "
+                  f"from hlprobes.{module} import {function} as probe; r = probe(sys.argv[1], int(sys.argv[2]), timeout=float(sys.argv[3])); "
+                  "print(json.dumps({'outcome': str(r.outcome), 'detail': r.detail, 'target': r.target, "
+                  "'observed': r.observed, 'elapsed': r.elapsed}, default=str))")
+        started = now_utc()
+        result = self.channel.run(["python3", "-c", script, host, str(port), str(timeout)], timeout=timeout + 30)
+        if not result.ok:
+            raise CheckError(f"the {kind} probe could not run on {self.name}:\n{result.summary()}")
+        data = json.loads(result.stdout)
+        answer = probes.ProbeResult(kind=kind, target=f"{data['target']} from {self.name}", outcome=probes.Outcome(data["outcome"]),
+                                    detail=data["detail"], observed=data["observed"], elapsed=data["elapsed"])
+        self._recorder.probe(answer, started)
+        return answer
 
     def close(self) -> None:
         if self._channel is not None:
@@ -153,8 +189,8 @@ class Probe:
     def ldap_rootdse(self, host: str, **kw: Any) -> probes.ProbeResult:
         return self._run(probes.ldap_rootdse, host, **kw)
 
-    def ldap_search(self, host: str, **kw: Any) -> probes.ProbeResult:
-        return self._run(probes.ldap_search, host, **kw)
+    def ldap_search(self, host: str, user: str, password: str, **kw: Any) -> probes.ProbeResult:
+        return self._run(probes.ldap_search, host, user, password, **kw)
 
     def dns_srv(self, server: str, name: str, **kw: Any) -> probes.ProbeResult:
         return self._run(probes.dns_srv, server, name, **kw)
@@ -212,6 +248,12 @@ class Instance:
     @property
     def variables(self) -> dict[str, str | int | bool]:
         return self.loaded.lab.variables
+
+    def secret(self, name: str) -> str:
+        """A password of the instance (domain-admin, dsrm), read on the host, never from a guest."""
+        from hyperlab.deploy import instance_secrets
+
+        return instance_secrets(self.plan)[name]
 
     def conn(self) -> Any:
         if self._conn is None:

@@ -1,0 +1,63 @@
+"""chapter-2-linux on real guests: the README's lab, deployed, checked, solved and checked again.
+
+Six Debian guests under software emulation (about five minutes to deploy here). The checker
+self-test covers the steps that have checkers and solutions so far: the domain join and the
+networking half of seed 004 (router, NAT, Telnet, RDP on 35000, port forwards).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hyperlab.deploy import host_plan
+from hyperlab.grading.selftest import prove_checkers
+from hyperlab.load import load_lab
+from tests.integration.conftest import ROOT, inventory
+
+pytestmark = pytest.mark.vm
+LAB = "labs/chapter-2-linux/lab.yaml"
+INSTANCE = "c2ci"
+PROVEN = ["domain-join", "router-addressing", "nat", "telnet", "rdp-35000", "port-forwards"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    key = tmp_path_factory.mktemp("key") / "grading.key"
+    return {**os.environ, "HYPERLAB_ACCEL": os.environ.get("HYPERLAB_ACCEL", "tcg"), "HYPERLAB_GRADING_KEY": str(key)}
+
+
+def lab(env: dict[str, str], *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "hyperlab", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def deployed(conn: object, env: dict[str, str]) -> Iterator[dict[str, str]]:
+    try:
+        lab(env, "up", LAB, "--instance", INSTANCE)
+        yield env
+    finally:
+        lab(env, "down", LAB, "--instance", INSTANCE, check=False)
+        left = {kind: {n for n in names if f".{INSTANCE}." in n or n.endswith(f".{INSTANCE}")}
+                for kind, names in inventory(conn).items()}
+        assert left == {kind: set() for kind in left}, left
+
+
+def test_checkers_fail_fresh_and_pass_after_the_solutions(conn: object, deployed: dict[str, str], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYPERLAB_GRADING_KEY", deployed["HYPERLAB_GRADING_KEY"])
+    loaded = load_lab(LAB)
+    before, after = prove_checkers(conn, loaded, host_plan(loaded, INSTANCE), tmp_path, steps=PROVEN)  # type: ignore[arg-type]
+    statuses = {s["id"]: s["status"] for s in before["steps"]}
+    assert statuses["nat"] == statuses["port-forwards"] == "BLOCKED"
+    assert statuses["router-addressing"] == statuses["domain-join"] == "FAIL"
+    assert after["score"] == after["max"] == 50
