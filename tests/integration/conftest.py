@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +50,19 @@ def fake_images(tmp_path: Path) -> HostFacts:
         (images / f"{name}.vmlinuz").write_bytes(b"")
         (images / f"{name}.initrd").write_bytes(b"")
     return HostFacts(accel="tcg", images_dir=images, instances_dir=tmp_path / "instances")
+
+
+@pytest.fixture(scope="module")
+def lab_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of `lab` commands in the tests: software emulation, a grading key of their own."""
+    key = tmp_path_factory.mktemp("key") / "grading.key"
+    return {**os.environ, "HYPERLAB_ACCEL": os.environ.get("HYPERLAB_ACCEL", "tcg"), "HYPERLAB_GRADING_KEY": str(key)}
+
+
+def run_lab(env: dict[str, str], *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """`lab ARGS` in its own process from the checkout; a non-zero exit fails with its output."""
+    result = subprocess.run([sys.executable, "-m", "hyperlab", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result

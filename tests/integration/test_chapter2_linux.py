@@ -7,9 +7,6 @@ networking half of seed 004 (router, NAT, Telnet, RDP on 35000, port forwards).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 from hyperlab.deploy import host_plan
 from hyperlab.grading.selftest import prove_checkers
 from hyperlab.load import load_lab
-from tests.integration.conftest import ROOT, inventory
+from tests.integration.conftest import inventory, run_lab
 
 pytestmark = pytest.mark.vm
 LAB = "labs/chapter-2-linux/lab.yaml"
@@ -27,26 +24,12 @@ PROVEN = ["domain-join", "router-addressing", "nat", "telnet", "rdp-35000", "por
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    key = tmp_path_factory.mktemp("key") / "grading.key"
-    return {**os.environ, "HYPERLAB_ACCEL": os.environ.get("HYPERLAB_ACCEL", "tcg"), "HYPERLAB_GRADING_KEY": str(key)}
-
-
-def lab(env: dict[str, str], *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "hyperlab", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-@pytest.fixture(scope="module")
-def deployed(conn: object, env: dict[str, str]) -> Iterator[dict[str, str]]:
+def deployed(conn: object, lab_env: dict[str, str]) -> Iterator[dict[str, str]]:
     try:
-        lab(env, "up", LAB, "--instance", INSTANCE)
-        yield env
+        run_lab(lab_env, "up", LAB, "--instance", INSTANCE)
+        yield lab_env
     finally:
-        lab(env, "down", LAB, "--instance", INSTANCE, check=False)
+        run_lab(lab_env, "down", LAB, "--instance", INSTANCE, check=False)
         left = {kind: {n for n in names if f".{INSTANCE}." in n or n.endswith(f".{INSTANCE}")}
                 for kind, names in inventory(conn).items()}
         assert left == {kind: set() for kind in left}, left

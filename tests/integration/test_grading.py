@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from hyperlab.deploy import host_plan
 from hyperlab.grading.selftest import prove_checkers
 from hyperlab.libvirt.conn import lookup_domain
 from hyperlab.load import load_lab
-from tests.integration.conftest import ROOT, inventory
+from tests.integration.conftest import ROOT, inventory, run_lab
 
 pytestmark = pytest.mark.vm
 LAB = "tests/data/labs/solo/lab.yaml"
@@ -33,22 +32,8 @@ INSTANCES = ("g-solved", "g-fresh", "g-off")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    key = tmp_path_factory.mktemp("key") / "grading.key"
-    return {**os.environ, "HYPERLAB_ACCEL": os.environ.get("HYPERLAB_ACCEL", "tcg"), "HYPERLAB_GRADING_KEY": str(key)}
-
-
-def lab(env: dict[str, str], *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "hyperlab", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-@pytest.fixture(scope="module")
-def deployed(conn: object, env: dict[str, str]) -> Iterator[dict[str, str]]:
-    ups = [subprocess.Popen([sys.executable, "-m", "hyperlab", "up", LAB, "--instance", name], cwd=ROOT, env=env,
+def deployed(conn: object, lab_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    ups = [subprocess.Popen([sys.executable, "-m", "hyperlab", "up", LAB, "--instance", name], cwd=ROOT, env=lab_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for name in INSTANCES]
     try:
         for name, proc in zip(INSTANCES, ups):
@@ -57,17 +42,17 @@ def deployed(conn: object, env: dict[str, str]) -> Iterator[dict[str, str]]:
         off = lookup_domain(conn, "hl.solo.g-off.S1")  # type: ignore[arg-type]
         assert off is not None
         off.destroy()
-        yield env
+        yield lab_env
     finally:
         for name in INSTANCES:
-            lab(env, "down", LAB, "--instance", name, check=False)
+            run_lab(lab_env, "down", LAB, "--instance", name, check=False)
         # only this module's objects are compared: other labs may come and go meanwhile
         left = {kind: {n for n in names if "solo.g-" in n} for kind, names in inventory(conn).items()}
         assert left == {kind: set() for kind in left}, left
 
 
 def check_json(env: dict[str, str], instance: str, *extra: str) -> dict:
-    result = lab(env, "check", LAB, "--instance", instance, "--json", *extra, check=False)
+    result = run_lab(env, "check", LAB, "--instance", instance, "--json", *extra, check=False)
     assert result.returncode in (0, 1), result.stdout + result.stderr
     return json.loads(result.stdout)
 
@@ -117,7 +102,7 @@ def test_grade_writes_full_zero_and_error(deployed: dict[str, str], tmp_path: Pa
     roster = tmp_path / "roster.csv"
     roster.write_text("student,instance\nSolved Student,g-solved\nFresh Student,g-fresh\nOff Student,g-off\n")
     out = tmp_path / "grades"
-    result = lab(deployed, "grade", LAB, "--roster", str(roster), "-j", "3", "--out", str(out))
+    result = run_lab(deployed, "grade", LAB, "--roster", str(roster), "-j", "3", "--out", str(out))
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
     assert (rows["Solved Student"]["total"], rows["Solved Student"]["max"]) == ("9", "9")
     assert rows["Fresh Student"]["total"] == "0" and rows["Fresh Student"]["web"] == "0"
@@ -129,25 +114,23 @@ def test_grade_writes_full_zero_and_error(deployed: dict[str, str], tmp_path: Pa
     assert "Solved Student" in (out / "report.html").read_text()
 
     solved = out / "evidence" / "Solved_Student.json"
-    verified = lab(deployed, "grade", "--verify", str(solved))
+    verified = run_lab(deployed, "grade", "--verify", str(solved))
     assert "signature ok" in verified.stdout and "1 UUIDs match" in verified.stdout
     tampered = tmp_path / "tampered.json"
     document = json.loads((out / "evidence" / "Fresh_Student.json").read_text())
     document["score"] = 9
     tampered.write_text(json.dumps(document))
-    refused = lab(deployed, "grade", "--verify", str(tampered), check=False)
+    refused = run_lab(deployed, "grade", "--verify", str(tampered), check=False)
     assert refused.returncode == 1 and "changed after it was signed" in refused.stderr
     # evidence taken from other domains than the ones deployed now (the lab was redeployed since,
     # or the file comes from another host): g-off gets a new domain with a new UUID, same name
     off_evidence = out / "evidence" / "Off_Student.json"
     redefine_with_new_uuid("hl.solo.g-off.S1")
-    moved = lab(deployed, "grade", "--verify", str(off_evidence), check=False)
+    moved = run_lab(deployed, "grade", "--verify", str(off_evidence), check=False)
     assert moved.returncode == 1 and "domain UUIDs differ from the deployed lab: S1: file" in moved.stderr
 
 
 def redefine_with_new_uuid(name: str) -> None:
-    import re
-
     from hyperlab.libvirt.conn import connect
 
     conn = connect()
@@ -163,8 +146,8 @@ def redefine_with_new_uuid(name: str) -> None:
 
 def test_partial_credit_for_a_half_done_service(deployed: dict[str, str]) -> None:
     """The service answers, but runs as root: two of the web step's three checks pass (4 of 6 points)."""
-    lab(deployed, "solve", LAB, "--instance", "g-fresh", "--step", "account")
-    lab(deployed, "exec", LAB, "S1", "--instance", "g-fresh", "--", "sh", "-c",
+    run_lab(deployed, "solve", LAB, "--instance", "g-fresh", "--step", "account")
+    run_lab(deployed, "exec", LAB, "S1", "--instance", "g-fresh", "--", "sh", "-c",
         "mkdir -p /srv/hello && echo 'hello from S1' > /srv/hello/index.html && "
         "systemd-run --unit hello-web -p WorkingDirectory=/srv/hello /usr/bin/python3 -m http.server 8080")
     document = check_json(deployed, "g-fresh", "--step", "web")

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hyperlab import probes
-from hyperlab.guest.base import Channel, ChannelError, RunResult
+from hyperlab.guest.base import Channel, RunResult
 from hyperlab.load import LoadedLab
 from hyperlab.plan import Plan, PlanNode
 
