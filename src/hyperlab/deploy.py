@@ -25,11 +25,12 @@ from hyperlab.files import write_atomic
 from hyperlab.guest.agent import AgentChannel
 from hyperlab.guest.base import ChannelError, RunResult
 from hyperlab.guest.ssh import forget_node
-from hyperlab.images.store import ImageMissing, ImageStore
+from hyperlab.images.store import ImageManifest, ImageMissing, ImageStore
 from hyperlab.libvirt.apply import (Change, converge, read_record, record_path, remove_domain, start_domain, teardown,
                                     write_record)
 from hyperlab.libvirt.conn import lookup_domain, lookup_pool
 from hyperlab.load import LoadedLab
+from hyperlab.model import Lab
 from hyperlab.plan import HostFacts, Plan, PlanNode, plan
 
 READY_MARKER = {"linux": "/run/hyperlab/ready", "windows": r"C:\hyperlab\ready"}
@@ -211,6 +212,79 @@ def run_first_boot(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only
             run_once(channel_for(conn, plan.node(name)), f"first-boot-{i}", topo.source.path.parent / script, values)
 
 
+# ------------------------------------------------------------- nested guests' images
+
+GUEST_IMAGE_DIR = "/var/lib/libvirt/images"  # where libvirt in a nested host keeps its images
+GUEST_IMAGE_OWNER = "libvirt-qemu"  # the user QEMU runs as in a Debian host
+
+
+def guest_images(lab: Lab, plan: Plan) -> dict[str, list[str]]:
+    """Linux host node -> the images its lab guests (`guests:`) use, sorted. Nodes without guests are absent.
+
+    Guests of a Windows host (Hyper-V) use disks the student makes there, not images of the store.
+    """
+    wanted: dict[str, set[str]] = {}
+    for guest in lab.guests.values():
+        if guest.image is not None and plan.node(guest.host).os == "linux":
+            wanted.setdefault(guest.host, set()).add(guest.image)
+    return {host: sorted(images) for host, images in sorted(wanted.items())}
+
+
+def guest_image_files(store: ImageStore, manifest: ImageManifest) -> dict[str, Path | bytes]:
+    """What one image puts into a nested host: file name there -> the store file to copy, or the content.
+
+    The disk; for a direct-kernel-boot image its kernel and initrd, and `<image>.cmdline` with the
+    command line the kernel needs (the tiny guest prints its console lines, readiness included, on ttyS0).
+    """
+    files: dict[str, Path | bytes] = {f"{manifest.name}.qcow2": store.path(manifest.name)}
+    for side in (manifest.kernel, manifest.initrd):
+        if side:
+            files[side] = store.file(side)
+    if manifest.cmdline:
+        files[f"{manifest.name}.cmdline"] = f"{manifest.cmdline}\n".encode()
+    return files
+
+
+def guest_image_marker(manifest: ImageManifest) -> str:
+    """Marker of one delivery, in the host's state folder; tied to the golden disk's content."""
+    return f"{STATE_DIR['linux']}/guest-image-{manifest.name}-{manifest.sha256[:12]}.done"
+
+
+def deliver_guest_images(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: set[str] | None = None,
+                         progress: Progress = _quiet, store: ImageStore | None = None) -> None:
+    """Copy the images of the lab's guests into their host nodes at GUEST_IMAGE_DIR, once per overlay.
+
+    Readable by everyone (0644); the disk owned by QEMU's user, as libvirt would leave it.
+    """
+    store = store or ImageStore()
+    wanted = {host: images for host, images in guest_images(loaded.lab, plan).items() if only is None or host in only}
+    ensure_images(store, {image for images in wanted.values() for image in images}, progress)
+
+    def one(host: str) -> None:
+        channel = channel_for(conn, plan.node(host))
+        for image in wanted[host]:
+            manifest = store.get(image)
+            marker = guest_image_marker(manifest)
+            if guest_path_exists(channel, marker):
+                continue
+            progress(host, f"guest image {image}: copying into {GUEST_IMAGE_DIR}")
+            _must(channel.run(["mkdir", "-p", STATE_DIR["linux"], GUEST_IMAGE_DIR]))
+            files = guest_image_files(store, manifest)
+            for name, source in files.items():
+                data = source if isinstance(source, bytes) else source.read_bytes()
+                channel.write_file(f"{GUEST_IMAGE_DIR}/.{name}.partial", data)
+            # partial files first, then a rename each: an interrupted copy leaves no half-written image
+            script = (f'cd {GUEST_IMAGE_DIR} && for f; do chmod 0644 ".$f.partial"; done && '
+                      f'if id {GUEST_IMAGE_OWNER} >/dev/null 2>&1; then chown {GUEST_IMAGE_OWNER}: .{image}.qcow2.partial; fi && '
+                      'for f; do mv -f ".$f.partial" "$f"; done')
+            _must(channel.run(["/bin/sh", "-c", script, "deliver", *files], timeout=120))
+            channel.write_file(marker, b"")
+
+    with ThreadPoolExecutor(max_workers=max(len(wanted), 1)) as pool:
+        for future in [pool.submit(one, host) for host in wanted]:
+            future.result()
+
+
 def _must(result: RunResult) -> None:
     if not result.ok:
         raise StartStateFailed(result.summary())
@@ -258,8 +332,9 @@ def _boot(conn: libvirt.virConnect, plan: Plan, names: list[str], timeout: float
 
 def _provision(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: set[str] | None,
                progress: Progress) -> None:
-    """Each node's first-boot scripts, then the lab's start state; both run once per overlay."""
+    """Each node's first-boot scripts, its guests' images, then the lab's start state; all once per overlay."""
     run_first_boot(conn, loaded, plan, only=only, progress=progress)
+    deliver_guest_images(conn, loaded, plan, only=only, progress=progress)
     run_start_state(conn, loaded, plan, only=only, progress=progress)
 
 
