@@ -90,18 +90,19 @@ def register(app: typer.Typer) -> None:
 def _check(lab: str, instance: str, steps: list[str] | None, as_json: bool, channel: str | None, uri: str,
            evidence: Path | None, language: str, key: Path | None) -> None:
     from hyperlab.errors import UsageError
+    from hyperlab.grading.outcome import unknown_step
     from hyperlab.grading.runner import run_checks
+    from hyperlab.guest.base import CHANNELS
     from hyperlab.load import load_lab
 
-    if channel is not None and channel not in ("agent", "ssh", "winrm"):
-        raise UsageError(f"--channel must be agent, ssh or winrm, not {channel!r}")
+    if channel is not None and channel not in CHANNELS:
+        raise UsageError(f"--channel must be {', '.join(CHANNELS[:-1])} or {CHANNELS[-1]}, not {channel!r}")
     if language not in ("ko", "en"):
         raise UsageError(f"--lang must be ko or en, not {language!r}")
     loaded = load_lab(lab)
-    known = [s.id for s in loaded.lab.steps]
-    for step_id in steps or []:
-        if step_id not in known:
-            raise UsageError(f"--step {step_id}: not a step of {loaded.lab.id}; steps: {', '.join(known)}")
+    problem = unknown_step(loaded.lab, steps or [])
+    if problem:
+        raise UsageError(problem)
     with tempfile.TemporaryDirectory(prefix="hyperlab-check-") as scratch:
         path = evidence or Path(scratch) / "evidence.json"
         document = run_checks(loaded, instance, path, uri=uri, channel=channel, steps=steps,

@@ -104,6 +104,15 @@ def fold(lab: Lab, checks: list[CheckResult], only: set[str] | None = None) -> l
     return results
 
 
+def unknown_step(lab: Lab, step_ids: list[str]) -> str | None:
+    """The one line for a --step that names no step of the lab, or None."""
+    known = [s.id for s in lab.steps]
+    for step_id in step_ids:
+        if step_id not in known:
+            return f"--step {step_id}: not a step of {lab.id}; steps: {', '.join(known)}"
+    return None
+
+
 def _observed(failing: list[CheckResult]) -> str:
     """Each failing check's message, named by its check when the messages differ."""
     messages = list(dict.fromkeys(c.message for c in failing))

@@ -13,7 +13,6 @@ Options (group "hyperlab"): --lab, --instance, --uri, --channel, --step, --roste
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from typing import Any
 import pytest
 
 from hyperlab.errors import LabError
-from hyperlab.grading.outcome import CheckResult, Status, closure, fold, order, step_status
-from hyperlab.grading.target import CHANNELS, CheckError, Instance, Node, Probe, Recorder, now_utc
+from hyperlab.guest.base import CHANNELS
+from hyperlab.grading.outcome import CheckResult, Status, closure, fold, order, step_status, unknown_step
+from hyperlab.grading.target import CheckError, Instance, Node, Probe, Recorder, now_utc
 from hyperlab.load import LoadedLab, load_lab
 from hyperlab.model import Step
 
@@ -103,7 +103,6 @@ def _hostname() -> str:
 
 class Grading:
     def __init__(self, config: pytest.Config) -> None:
-        self.config = config
         self.recorder = Recorder()
         self.labs: dict[str, LabRun] = {}
         self.items: dict[str, ItemInfo] = {}
@@ -116,7 +115,7 @@ class Grading:
         self.evidence: str | None = opt("hl_evidence")
         self.key: str | None = opt("hl_key")
         self.student: str | None = opt("hl_student")
-        self.started = time.monotonic()
+        self._documents: dict[str, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ collection
 
@@ -155,18 +154,17 @@ class Grading:
         if self.only_lab is not None and self.only_lab not in self.labs:
             raise pytest.UsageError(f"--lab {self.only_lab}: no checkers of that lab were collected "
                                     f"(they live in checkers/{self.only_lab}/)")
+        if self.steps:
+            for run in self.labs.values():
+                problem = unknown_step(run.loaded.lab, self.steps)
+                if problem:
+                    raise pytest.UsageError(problem)
+                run.selected = closure(run.loaded.lab, set(self.steps))
         keep = []
         for item in items:
             info = self.items.get(item.nodeid)
             if info is None or self._selected(info):
                 keep.append(item)
-        for lab_id, run in self.labs.items():
-            if self.steps:
-                unknown = [s for s in self.steps if s not in {x.id for x in run.loaded.lab.steps}]
-                if unknown:
-                    raise pytest.UsageError(f"--step {unknown[0]}: not a step of {lab_id}; "
-                                            f"steps: {', '.join(s.id for s in run.loaded.lab.steps)}")
-                run.selected = closure(run.loaded.lab, set(self.steps))
         ranks = {lab_id: order(run.loaded.lab) for lab_id, run in self.labs.items()}
         position = {item.nodeid: i for i, item in enumerate(keep)}
 
@@ -185,10 +183,8 @@ class Grading:
     def _selected(self, info: ItemInfo) -> bool:
         if self.only_lab is not None and info.lab != self.only_lab:
             return False
-        if self.steps:
-            lab = self.labs[info.lab].loaded.lab
-            return info.step in closure(lab, set(self.steps))
-        return True
+        selected = self.labs[info.lab].selected
+        return selected is None or info.step in selected
 
     def connect(self, items: list[pytest.Item]) -> None:
         """Reach every lab whose checkers need one; stop at once, in one line, if one is not deployed."""
@@ -260,7 +256,12 @@ class Grading:
     # ---------------------------------------------------------------------- ending
 
     def documents(self) -> dict[str, dict[str, Any]]:
-        return {lab_id: run.document(self.student, self.instance_name, self.uri) for lab_id, run in self.labs.items()}
+        """Each lab's result, made once when the checks are over: the evidence file and the terminal
+        summary show the same document (one read of the domain UUIDs, one finishing time)."""
+        if self._documents is None:
+            self._documents = {lab_id: run.document(self.student, self.instance_name, self.uri)
+                               for lab_id, run in self.labs.items()}
+        return self._documents
 
     def finish(self) -> None:
         if self.evidence is None or not self.labs:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperlab.errors import LabError, Problem, display_path
+from hyperlab.guest.base import CHANNELS
 from hyperlab.libvirt.conn import DEFAULT_URI
 from hyperlab.model import _ident
 
 COLUMNS = ("student", "instance", "uri", "channel")
-CHANNELS = ("agent", "ssh", "winrm")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import libvirt
 
 from hyperlab.deploy import channel_for, instance_secrets, run_once
 from hyperlab.errors import UsageError
-from hyperlab.grading.outcome import closure, order
+from hyperlab.grading.outcome import closure, order, unknown_step
 from hyperlab.load import LoadedLab
 from hyperlab.plan import Plan, PlanNode
 
@@ -22,11 +22,10 @@ from hyperlab.plan import Plan, PlanNode
 def steps_to_solve(loaded: LoadedLab, only: list[str] | None) -> list[str]:
     """The steps to run, in an order where each comes after what it requires."""
     lab = loaded.lab
-    ids = [s.id for s in lab.steps]
-    for step_id in only or []:
-        if step_id not in ids:
-            raise UsageError(f"--step {step_id}: not a step of {lab.id}; steps: {', '.join(ids)}")
-    wanted = closure(lab, set(only)) if only else set(ids)
+    problem = unknown_step(lab, only or [])
+    if problem:
+        raise UsageError(problem)
+    wanted = closure(lab, set(only)) if only else {s.id for s in lab.steps}
     ranks = order(lab)
     return sorted(wanted, key=lambda s: ranks[s])
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hyperlab import probes
-from hyperlab.guest.base import Channel, RunResult
+from hyperlab.guest.base import CHANNELS, Channel, RunResult
 from hyperlab.load import LoadedLab
 from hyperlab.plan import Plan, PlanNode
 
@@ -22,7 +22,6 @@ GUEST_PROBES = {"tcp": ("tcp", "tcp_connect"), "telnet": ("telnet", "telnet_nego
 GUEST_PROBE_FILES = ("__init__.py", "base.py", "netns.py", "tcp.py", "telnet.py", "rdp.py")  # standard library only
 GUEST_PROBE_DIR = "/var/lib/hyperlab/guest-probes"
 MAX_EVIDENCE = 16 << 10  # characters of each output stream kept in the evidence file
-CHANNELS = ("agent", "ssh", "winrm")
 
 
 def _clip(text: str) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 OS = Literal["linux", "windows"]
+CHANNELS = ("agent", "ssh", "winrm")  # the channel names a node, a roster row or --channel may give
 
 
 class ChannelError(Exception):
