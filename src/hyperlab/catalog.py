@@ -24,6 +24,7 @@ IMAGES: dict[str, ImageSpec] = {
     for spec in (
         ImageSpec("debian-12", "linux", "kernel", True, 8 << 30, "lab image build debian-12"),
         ImageSpec("tiny", "linux", "kernel", False, 64 << 20, "lab image build tiny"),
+        ImageSpec("ticker", "linux", "kernel", False, 16 << 20, "lab image build ticker"),
         ImageSpec("windows-server-2019", "windows", "disk", True, 64 << 30, "lab image build windows-server-2019 --iso PATH"),
         ImageSpec("windows-server-2022", "windows", "disk", True, 64 << 30, "lab image build windows-server-2022 --iso PATH"),
         ImageSpec("windows-server-2025", "windows", "disk", True, 64 << 30, "lab image build windows-server-2025 --iso PATH"),

@@ -45,6 +45,12 @@ def _tiny() -> Callable[..., ImageManifest]:
     return build_tiny
 
 
+def _ticker() -> Callable[..., ImageManifest]:
+    from hyperlab.images.ticker import build_ticker
+
+    return build_ticker
+
+
 BUILDERS: dict[str, Builder] = {
     "debian-12": Builder(
         ("bootstrap", "configure", "kernel", "disk", "convert", "manifest"),
@@ -55,6 +61,11 @@ BUILDERS: dict[str, Builder] = {
         ("fetch", "initramfs", "disk", "convert", "manifest"),
         _tiny,
         "kernel + busybox initramfs + small data disk, for nested guests",
+    ),
+    "ticker": Builder(
+        ("kernel", "disk", "manifest"),
+        _ticker,
+        "1 KiB program counting seconds on its console, for nested guests that migrate under emulation",
     ),
 }
 

@@ -247,17 +247,18 @@ def build_workspace(store: ImageStore, name: str, runner: PhaseRunner, *, keep_w
                     pass
 
 
-def publish(store: ImageStore, name: str, runner: PhaseRunner, *, kernel: Path, initrd: Path, disk: Path,
-            builder: str, packages: list[str], cmdline: str, notes: dict[str, Any]) -> ImageManifest:
-    """Move the staged kernel, initrd and disk into the store and write the manifest last."""
+def publish(store: ImageStore, name: str, runner: PhaseRunner, *, kernel: Path, initrd: Path | None, disk: Path,
+            builder: str, packages: list[str], cmdline: str | None, notes: dict[str, Any]) -> ImageManifest:
+    """Move the staged kernel, initrd (when there is one) and disk into the store and write the manifest last."""
     with runner.phase("manifest"):
         # the old manifest goes first: a half-replaced image then reads as missing
         store.manifest_path(name).unlink(missing_ok=True)
         store.install_file(kernel, f"{name}.vmlinuz")
-        store.install_file(initrd, f"{name}.initrd")
+        if initrd is not None:
+            store.install_file(initrd, f"{name}.initrd")
         store.install_file(disk, f"{name}.qcow2")
         manifest = store.finish(name, os_name="linux", builder=builder, packages=packages, kernel=f"{name}.vmlinuz",
-                                initrd=f"{name}.initrd", cmdline=cmdline, notes=notes)
+                                initrd=f"{name}.initrd" if initrd is not None else None, cmdline=cmdline, notes=notes)
     manifest.notes["phase_seconds"] = dict(runner.timings)
     store.write_manifest(manifest)
     return manifest
