@@ -289,14 +289,18 @@ def _status_table(session: _Session, as_json: bool) -> bool:
 @_host_errors
 def up(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")], instance: InstanceOpt = "default",
        accel: AccelOpt = "auto",
-       timeout: Annotated[float, typer.Option(help="Seconds each node may take to become ready.")] = 900) -> None:
+       timeout: Annotated[float, typer.Option(help="Seconds each node may take to become ready.")] = 900,
+       var: Annotated[list[str] | None, typer.Option("--var", help="NAME=VALUE: override a lab variable for this instance (repeatable).")] = None) -> None:
     """Deploy the lab: networks, overlays, domains; wait until every node is ready; run the start state."""
     from hyperlab.deploy import ensure_images, up as deploy_up
+    from hyperlab.variables import parse_overrides
 
+    overrides = parse_overrides(var or [], load_lab(lab).lab.variables)
     session = _Session(lab, instance, accel, deploying=True)
     err.print(f"accel: {session.accel.accel} ({session.accel.reason})", markup=False)
     ensure_images(session.store, {n.image for n in session.plan.nodes}, session.progress)
-    changes = deploy_up(session.conn, session.loaded, session.plan, timeout=timeout, progress=session.progress)
+    changes = deploy_up(session.conn, session.loaded, session.plan, timeout=timeout, progress=session.progress,
+                        variables=overrides)
     made = [c for c in changes if c.action != "kept"]
     err.print(f"{len(made)} object(s) created or started, {len(changes) - len(made)} kept", markup=False)
     if not _status_table(session, as_json=False):

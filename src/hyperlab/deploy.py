@@ -32,6 +32,7 @@ from hyperlab.libvirt.conn import lookup_domain, lookup_pool
 from hyperlab.load import LoadedLab
 from hyperlab.model import Lab
 from hyperlab.plan import HostFacts, Plan, PlanNode, plan
+from hyperlab.variables import ENV_FILE, Value, env_text, instance_variables, save_overrides
 
 READY_MARKER = {"linux": "/run/hyperlab/ready", "windows": r"C:\hyperlab\ready"}
 STATE_DIR = {"linux": "/var/lib/hyperlab", "windows": r"C:\hyperlab"}
@@ -80,6 +81,13 @@ def instance_secrets(plan: Plan) -> dict[str, str]:
     return values
 
 
+def script_values(loaded: LoadedLab, plan: Plan) -> dict[str, str]:
+    """Files the start, first-boot and solution scripts find in the secrets folder: the instance's
+    passwords, and `lab.env` with the lab's variables as this instance has them."""
+    variables = instance_variables(plan.pool_path, loaded.lab.variables)
+    return {**instance_secrets(plan), ENV_FILE: env_text(variables)}
+
+
 def instance_key(plan: Plan, *, create: bool) -> str | None:
     """The instance's SSH key pair (for the ssh channel); the public half goes into the guests.
 
@@ -108,9 +116,10 @@ def host_plan(loaded: LoadedLab, instance: str, accel: Accel = "tcg", *, deployi
 def ensure_images(store: ImageStore, names: set[str], progress: Progress = _quiet) -> None:
     """Build the golden images a lab needs that the store lacks; Windows images need the user's ISO."""
     from hyperlab.images.debian import build_debian
+    from hyperlab.images.ticker import build_ticker
     from hyperlab.images.tiny import build_tiny
 
-    builders = {"debian-12": build_debian, "tiny": build_tiny}
+    builders = {"debian-12": build_debian, "tiny": build_tiny, "ticker": build_ticker}
     for name in sorted(names):
         if store.exists(name):
             continue
@@ -203,7 +212,7 @@ def run_first_boot(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only
                    progress: Progress = _quiet) -> None:
     """Each node's own first-boot scripts (topology `first_boot:`), before the lab's start state."""
     topo = loaded.topology
-    values = instance_secrets(plan)
+    values = script_values(loaded, plan)
     for name, node in topo.topology.nodes.items():
         if only is not None and name not in only:
             continue
@@ -293,7 +302,7 @@ def _must(result: RunResult) -> None:
 def run_start_state(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: set[str] | None = None,
                     progress: Progress = _quiet) -> None:
     """Start actions in their order; the nodes of one action in parallel."""
-    values = instance_secrets(plan)
+    values = script_values(loaded, plan)
     for index, action in enumerate(loaded.lab.start):
         nodes = [n for n in action.nodes if only is None or n in only]
 
@@ -311,8 +320,10 @@ def run_start_state(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, onl
 
 
 def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: float = 900,
-       progress: Progress = _quiet) -> list[Change]:
+       progress: Progress = _quiet, variables: dict[str, Value] | None = None) -> list[Change]:
+    """Deploy; `variables` (already checked against the lab's) override its defaults for this instance."""
     changes = converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
+    save_overrides(plan.pool_path, variables or {})
     for wave in plan.waves():
         _boot(conn, plan, wave, timeout, progress)
     _provision(conn, loaded, plan, None, progress)

@@ -64,6 +64,10 @@ def test_plan_writes_one_xml_file_per_libvirt_object(tmp_path: Path) -> None:
     (["plan", "chapter-2", "--accel", "hvf"], "error: --accel must be kvm or tcg, not 'hvf'"),
     (["validate", "no/such/file.yaml"], "error: no lab 'no/such/file.yaml'"),
     (["diagram", "nope"], "error: no lab 'nope'"),
+    (["up", "chapter-2-linux", "--var", "nope=1"], "error: --var nope: the lab declares no such variable"),
+    (["up", "chapter-2-linux", "--var", "replication_interval_seconds=soon"],
+     "error: --var replication_interval_seconds=soon: expected a whole number like 300"),
+    (["up", "chapter-2-linux", "--var", "replication_interval_seconds"], "error: --var 'replication_interval_seconds': write NAME=VALUE"),
 ])
 def test_argument_mistakes_are_one_line_and_exit_2(args: list[str], message: str) -> None:
     result = run_lab(*args)
@@ -78,7 +82,7 @@ def test_validate_reports_every_bad_file_and_still_confirms_the_good_ones(tmp_pa
     assert result.exit_code == 2
     assert "ok: labs/chapter-1/lab.yaml" in result.stdout
     assert result.stderr.splitlines() == [f"{bad}:3:20: nodes.A.image: unknown image 'nope'; known images: "
-                                          "debian-12, tiny, windows-server-2019, windows-server-2022, windows-server-2025"]
+                                          "debian-12, ticker, tiny, windows-server-2019, windows-server-2022, windows-server-2025"]
 
 
 def test_committed_schemas_are_current() -> None:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import libvirt
 
-from hyperlab.deploy import channel_for, instance_secrets, run_once
+from hyperlab.deploy import channel_for, run_once, script_values
 from hyperlab.errors import UsageError
 from hyperlab.grading.outcome import closure, order, unknown_step
 from hyperlab.load import LoadedLab
@@ -48,7 +48,7 @@ def solve(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: list[st
           progress: Callable[[str, str], None] = lambda _n, _p: None) -> list[str]:
     """Run the solutions; returns the steps that had none (a lab author's gap, reported by the caller)."""
     steps = {s.id: s for s in loaded.lab.steps}
-    values = instance_secrets(plan)
+    values = script_values(loaded, plan)
     unsolved = []
     for step_id in steps_to_solve(loaded, only):
         step = steps[step_id]

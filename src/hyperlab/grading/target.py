@@ -246,7 +246,10 @@ class Instance:
 
     @property
     def variables(self) -> dict[str, str | int | bool]:
-        return self.loaded.lab.variables
+        """The lab's variables as this instance has them (`lab up --var` overrides the lab's defaults)."""
+        from hyperlab.variables import instance_variables
+
+        return instance_variables(self.plan.pool_path, self.loaded.lab.variables)
 
     def secret(self, name: str) -> str:
         """A password of the instance (domain-admin, dsrm), read on the host, never from a guest."""
