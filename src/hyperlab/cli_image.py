@@ -6,14 +6,25 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from hyperlab.images.common import BuildError
 from hyperlab.images.store import ImageError, ImageManifest, ImageStore
+
+if TYPE_CHECKING:
+    from hyperlab.images.windows import WindowsOptions
 
 image_app = typer.Typer(
     name="image",
@@ -51,6 +62,14 @@ def _ticker() -> Callable[..., ImageManifest]:
     return build_ticker
 
 
+def _windows() -> Callable[..., ImageManifest]:
+    from hyperlab.images.windows import build_windows
+
+    return build_windows
+
+
+WINDOWS_PHASES = ("media", "setup", "first boot", "agent", "tools", "sysprep", "manifest")
+
 BUILDERS: dict[str, Builder] = {
     "debian-12": Builder(
         ("bootstrap", "configure", "kernel", "disk", "convert", "manifest"),
@@ -67,10 +86,16 @@ BUILDERS: dict[str, Builder] = {
         _ticker,
         "1 KiB program counting seconds on its console, for nested guests that migrate under emulation",
     ),
+    **{
+        f"windows-server-{year}": Builder(WINDOWS_PHASES, _windows,
+                                          f"Windows Server {year} from your ISO (--iso): virtio drivers, guest agent, "
+                                          "WinRM, sysprep")
+        for year in ("2019", "2022", "2025")
+    },
 }
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -96,11 +121,38 @@ def human(n: int | None) -> str:
 def build(
     name: str = typer.Argument(..., help=f"image to build: {', '.join(BUILDERS)}"),
     force: bool = typer.Option(False, "--force", "-f", help="rebuild even if the image exists"),
+    iso: Path | None = typer.Option(None, "--iso", help="Windows: the install ISO (Windows Server evaluation media)"),
+    virtio_iso: Path | None = typer.Option(None, "--virtio-iso", help="Windows: the virtio-win ISO (drivers, guest agent)"),
+    edition: str = typer.Option("standard", "--edition",
+                                help="Windows: standard, standard-core, datacenter, datacenter-core, an image index "
+                                     "or an image's exact name"),
+    locale: str = typer.Option("en-US", "--locale", help="Windows: en-US or ko-KR (keyboard, formats, time zone)"),
+    product_key: str | None = typer.Option(None, "--product-key",
+                                           help="Windows: a product key, or 'kms' for Microsoft's KMS client key; "
+                                                "evaluation media need none"),
+    password_file: Path | None = typer.Option(None, "--password-file",
+                                              help="Windows: file holding the build's Administrator password "
+                                                   "(default: random, never shown)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Windows: only write the answer media the build would use"),
+    out_dir: Path | None = typer.Option(None, "--out", help="Windows --dry-run: folder for the media "
+                                                            "(default: <store>/<name>.dry-run)"),
 ) -> None:
     """Build a golden image into the image store (needs root)."""
     builder = BUILDERS.get(name)
     if builder is None:
         fail(f"unknown image {name!r}; known images: {', '.join(BUILDERS)}")
+    windows_only = {"--iso": iso, "--virtio-iso": virtio_iso, "--password-file": password_file, "--out": out_dir,
+                    "--product-key": product_key}
+    if not name.startswith("windows-"):
+        given = [flag for flag, value in windows_only.items() if value is not None] + (["--dry-run"] if dry_run else [])
+        if given:
+            fail(f"{', '.join(given)} only apply to Windows images, not {name}")
+    else:
+        windows_options = _windows_options(name, iso, virtio_iso, edition, locale, product_key, password_file)
+        if dry_run:
+            _windows_dry_run(name, windows_options, out_dir)
+            return
+        _windows_media(windows_options)
     store = ImageStore()
     try:
         if store.exists(name) and not force:
@@ -137,9 +189,12 @@ def build(
             progress.stop_task(task)
 
     t0 = time.monotonic()
+    extra: dict[str, object] = {}
+    if name.startswith("windows-"):
+        extra = {"options": windows_options, "accel": _windows_accel(store)}
     try:
         with progress:
-            m = builder.load()(store, name, progress=on_progress, force=force)
+            m = builder.load()(store, name, progress=on_progress, force=force, **extra)
     except BuildError as e:
         fail(str(e), code=1)
     except ImageError as e:
@@ -152,6 +207,65 @@ def build(
         f"built {name}: {human(m.size)} qcow2 in {time.monotonic() - t0:.0f} s -> {store.path(name)}",
         highlight=False,
     )
+
+
+# ------------------------------------------------------------------------------- Windows
+
+
+def _windows_options(name: str, iso: Path | None, virtio_iso: Path | None, edition: str, locale: str,
+                     product_key: str | None, password_file: Path | None) -> WindowsOptions:
+    """Check what can be checked without touching the store: a mistake changes nothing."""
+    from hyperlab.images.windows import WindowsInputError, WindowsOptions, check_paths
+
+    if iso is None:
+        fail(f"{name} is built from your Windows Server ISO: lab image build {name} --iso PATH "
+             "[--virtio-iso PATH] (evaluation media: microsoft.com/evalcenter)")
+    options = WindowsOptions(iso=iso, virtio_iso=virtio_iso, edition=edition, locale=locale,
+                             product_key=product_key, password_file=password_file)
+    try:
+        check_paths(options)
+    except WindowsInputError as e:
+        fail(str(e))
+    if virtio_iso is None:
+        err.print(f"warning: no --virtio-iso: Windows Setup will not see the virtio disk of {name}; "
+                  "get virtio-win.iso from the virtio-win project", highlight=False, soft_wrap=True)
+    return options
+
+
+def _windows_media(options: WindowsOptions) -> None:
+    """Refuse what is not Windows install media before the store or libvirt is touched."""
+    from hyperlab.images.windows import WindowsInputError, check_media
+
+    try:
+        check_media(options)
+    except WindowsInputError as e:
+        fail(str(e))
+
+
+def _windows_dry_run(name: str, options: WindowsOptions, out_dir: Path | None) -> None:
+    from hyperlab.images.windows import dry_run
+
+    target = out_dir or ImageStore().root / f"{name}.dry-run"
+    try:
+        written = dry_run(name, options, target)
+    except ImageError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"{target}: {e.strerror or e}")
+    out.print(f"answer media for {name} written (the ISO's content was not read; edition {options.edition!r} "
+              "uses Microsoft's usual image index):", highlight=False, soft_wrap=True)
+    for path in written:
+        out.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+def _windows_accel(store: ImageStore) -> str:
+    from hyperlab.accel import resolve_accel
+
+    report = resolve_accel("auto", store)
+    if report.accel != "kvm":
+        err.print(f"warning: KVM is not usable ({report.why}); installing Windows under software emulation "
+                  "takes many hours", highlight=False, soft_wrap=True)
+    return report.accel
 
 
 @image_app.command("list")

@@ -32,7 +32,9 @@ from hyperlab.libvirt.conn import lookup_domain, lookup_pool
 from hyperlab.load import LoadedLab
 from hyperlab.model import Lab
 from hyperlab.plan import HostFacts, Plan, PlanNode, plan
+from hyperlab.reboots import run_surviving_reboots
 from hyperlab.variables import ENV_FILE, Value, env_text, instance_variables, save_overrides
+from hyperlab.windows_nodes import ensure_unattend_media
 
 READY_MARKER = {"linux": "/run/hyperlab/ready", "windows": r"C:\hyperlab\ready"}
 STATE_DIR = {"linux": "/var/lib/hyperlab", "windows": r"C:\hyperlab"}
@@ -176,7 +178,8 @@ def wait_ready(conn: libvirt.virConnect, node: PlanNode, timeout: float, progres
 # ---------------------------------------------------------------------- start state
 
 
-def run_once(channel: AgentChannel, key: str, script: Path, values: dict[str, str]) -> RunResult | None:
+def run_once(channel: AgentChannel, key: str, script: Path, values: dict[str, str],
+             report: Callable[[str], None] = lambda _what: None) -> RunResult | None:
     """Run a script in the guest unless the marker named `key` says it already ran there.
 
     The marker lives in the guest, so a reset node (a fresh overlay) runs it again.
@@ -197,15 +200,18 @@ def run_once(channel: AgentChannel, key: str, script: Path, values: dict[str, st
     channel.write_file(target, script.read_bytes())
     command = (["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", target]
                if os_name == "windows" else ["/bin/sh", target])
-    result = channel.run(command, timeout=1800)
+    # Windows scripts may reboot the guest (Hyper-V role, DC promotion): run them until they finish without one.
+    result = (run_surviving_reboots(channel, command, report, timeout=1800) if os_name == "windows"
+              else channel.run(command, timeout=1800))
     if not result.ok:
         raise StartStateFailed(f"{script.name} failed on {channel.node}:\n{result.summary()}")
     channel.write_file(marker, b"")
     return result
 
 
-def run_start_action(channel: AgentChannel, loaded: LoadedLab, index: int, values: dict[str, str]) -> RunResult | None:
-    return run_once(channel, f"start-{index}", loaded.folder / loaded.lab.start[index].run, values)
+def run_start_action(channel: AgentChannel, loaded: LoadedLab, index: int, values: dict[str, str],
+                     report: Callable[[str], None] = lambda _what: None) -> RunResult | None:
+    return run_once(channel, f"start-{index}", loaded.folder / loaded.lab.start[index].run, values, report)
 
 
 def run_first_boot(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: set[str] | None = None,
@@ -308,7 +314,8 @@ def run_start_state(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, onl
 
         def one(name: str, index: int = index) -> None:
             progress(name, f"start state: {loaded.lab.start[index].run}")
-            if run_start_action(channel_for(conn, plan.node(name)), loaded, index, values) is None:
+            report = lambda what, name=name: progress(name, what)
+            if run_start_action(channel_for(conn, plan.node(name)), loaded, index, values, report) is None:
                 progress(name, f"start state: {loaded.lab.start[index].run} already done")
 
         with ThreadPoolExecutor(max_workers=max(len(nodes), 1)) as pool:
@@ -323,6 +330,7 @@ def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: floa
        progress: Progress = _quiet, variables: dict[str, Value] | None = None) -> list[Change]:
     """Deploy; `variables` (already checked against the lab's) override its defaults for this instance."""
     changes = converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
+    ensure_unattend_media(loaded, plan, instance_secrets(plan), progress)
     save_overrides(plan.pool_path, variables or {})
     for wave in plan.waves():
         _boot(conn, plan, wave, timeout, progress)
@@ -372,6 +380,7 @@ def reset(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[s
         forget_node(plan, name)  # a fresh overlay makes fresh SSH host keys
         progress(name, "overlay removed")
     converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
+    ensure_unattend_media(loaded, plan, instance_secrets(plan), progress)
     _boot(conn, plan, names, timeout, progress)
     _provision(conn, loaded, plan, set(names), progress)
 

@@ -126,6 +126,7 @@ class Needs:
     uefi: tuple[str, ...]
     secure_boot: tuple[str, ...]
     tpm: tuple[str, ...]
+    nested_windows: tuple[str, ...] = ()  # Hyper-V hosts: they need real VT-x/AMD-V, which emulation lacks
 
 
 def lab_needs(loaded: LoadedLab) -> Needs:
@@ -140,6 +141,8 @@ def lab_needs(loaded: LoadedLab) -> Needs:
         uefi=tuple(name for name, n in nodes.items() if n.firmware == "uefi"),
         secure_boot=tuple(name for name, n in nodes.items() if n.secure_boot),
         tpm=tuple(name for name, n in nodes.items() if n.tpm),
+        nested_windows=tuple(name for name, n in nodes.items()
+                             if n.nested and n.image in IMAGES and IMAGES[n.image].os == "windows"),
     )
 
 
@@ -327,6 +330,11 @@ def check_kvm_access(device: Path = KVM_DEVICE, conf: Path = QEMU_CONF) -> Findi
 
 def check_nested(needs: Needs, accel: str, sys_module: Path = Path("/sys/module")) -> Finding:
     names = ", ".join(needs.nested)
+    if accel != "kvm" and needs.nested_windows:
+        # QEMU's emulator has no VT-x/AMD-V: Hyper-V refuses to start its hypervisor there.
+        return Finding(False, "nested virtualization", f"{', '.join(needs.nested_windows)} run Hyper-V, which needs "
+                       "hardware virtualization; software emulation cannot provide it",
+                       "use a host where KVM works (lab doctor --recheck shows why it does not here)")
     if accel != "kvm":
         return Finding(True, "nested virtualization", f"{names}: not needed under software emulation "
                        "(their guests are emulated too)", level="info")
