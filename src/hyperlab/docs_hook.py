@@ -2,7 +2,10 @@
 
 From the same YAML the labs use, it writes, for each lab, a Korean and an English page
 (`docs/labs/LAB.ko.md`, `LAB.en.md`: title, summary, topology diagram, steps with points,
-requires and a "check your work" box per step) and the diagram (`docs/labs/LAB.svg`); and the
+requires and a "check your work" box per step) and the diagram (`docs/labs/LAB.svg`). The lesson
+prose is markdown beside the lab: `labs/LAB/lessons/intro.LANG.md` (after the summary) and
+`labs/LAB/lessons/STEP.LANG.md` (in that step's section, before its check box); a lesson file that
+names no step is a load error (`hyperlab.validate`), so a renamed step cannot drop its lesson. And the
 reference pages (`docs/reference/`): the CLI reference from the typer app, the lab and
 topology YAML schema from `schema/*.schema.json`, and the checker API (`checkers.*.md`) from the
 grading code itself (the pytest plugin's options and fixtures, Node, Probe, `eventually`, Status).
@@ -10,7 +13,7 @@ grading code itself (the pytest plugin's options and fixtures, Node, Probe, `eve
 The files are written into docs_dir (git-ignored there) before mkdocs collects its files, because
 mkdocs-static-i18n only sorts files that live in docs_dir by their `.ko.md` / `.en.md` suffix.
 A file is only rewritten when its text changes, so `mkdocs serve` does not rebuild in a loop, and
-`mkdocs serve` also watches labs/, topologies/ and schema/.
+`mkdocs serve` also watches labs/ (lessons included), topologies/ and schema/.
 
 Everything but `on_config` / `on_serve` is pure (model in, markdown out), for the unit tests.
 """
@@ -22,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from hyperlab.errors import LabError
 from hyperlab.load import LoadedLab, find_root, lab_ids, load_lab
 from hyperlab.model import Text, format_size
 
@@ -119,19 +123,58 @@ def step_anchor(step_id: str) -> str:
     return f"step-{step_id}"
 
 
+# ------------------------------------------------------------------ lessons
+
+LESSONS_DIR = "lessons"  # beside lab.yaml; hyperlab.validate rejects files in it that name no step
+INTRO = "intro"  # the lesson shown after the summary; every other lesson is named by its step id
+FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})")
+HEADING_RE = re.compile(r"^(#{1,6})(\s)")
+
+
+def read_lessons(folder: Path, lang: str) -> dict[str, str]:
+    """`intro` or step id -> that lesson's markdown in `lang`, from FOLDER/lessons/NAME.LANG.md."""
+    suffix = f".{lang}.md"
+    return {path.name.removesuffix(suffix): path.read_text(encoding="utf-8")
+            for path in sorted((folder / LESSONS_DIR).glob(f"*{suffix}"))}
+
+
+def lesson_lines(text: str, under: int) -> list[str]:
+    """A lesson's markdown placed below a heading of level `under`: its own headings move down by as
+    much (a lesson's `#` becomes `####` in a step's `###` section), so they never outrank the page's
+    sections. Lines in fenced code (shell comments start with `#` too) are left as they are."""
+    out: list[str] = []
+    fence = ""
+    for line in text.strip("\n").splitlines():
+        marker = FENCE_RE.match(line)
+        if marker and not fence:
+            fence = marker.group(1)
+        elif marker and marker.group(1).startswith(fence) and not line.strip().strip(fence[0]):
+            fence = ""  # a closing fence: the same character, at least as long, nothing after it
+        elif not fence:
+            line = HEADING_RE.sub(lambda m: "#" * min(6, len(m.group(1)) + under) + m.group(2), line)
+        out.append(line)
+    return out
+
+
 # ------------------------------------------------------------------ lab pages
 
 
-def lab_page(loaded: LoadedLab, lang: str) -> str:
-    """One lab's lesson page in one language."""
+def lab_page(loaded: LoadedLab, lang: str, lessons: dict[str, str] | None = None) -> str:
+    """One lab's lesson page in one language; `lessons` as `read_lessons` gives them for that language."""
     lab, topo = loaded.lab, loaded.topology.topology
+    lessons = lessons or {}
     w = WORDS[lang]
     total = sum(s.points for s in lab.steps)
+    unknown = set(lessons) - {INTRO, *(s.id for s in lab.steps)}
+    if unknown:  # load_lab already refuses such files; a caller's dict must not lose text silently either
+        raise ValueError(f"lessons for unknown steps of {lab.id}: {', '.join(sorted(unknown))}")
     out = [f"# {md(t(lab.title, lang))}", ""]
     out += [f"{w['lab_id']}: `{lab.id}` · {w['topology']}: `{topo.name}`", ""]
     if lab.summary:
         out += [md(t(lab.summary, lang)), ""]
     out += [w["total"].format(n=len(lab.steps), p=total), ""]
+    if lessons.get(INTRO):
+        out += [*lesson_lines(lessons[INTRO], 1), ""]
 
     out += [f"## {w['topology']} {{#topology}}", ""]
     out += ['<figure class="hl-diagram" markdown>', f"![{w['topology_alt'].format(lab=lab.id)}]({lab.id}.svg)", "</figure>", ""]
@@ -173,6 +216,8 @@ def lab_page(loaded: LoadedLab, lang: str) -> str:
         if step.nodes:
             facts.append(f"**{w['about']}**: " + ", ".join(md(n) for n in step.nodes))
         out += [" · ".join(facts), ""]
+        if lessons.get(step.id):
+            out += [*lesson_lines(lessons[step.id], 3), ""]
         if step.hint:
             out += [f"??? tip \"{w['hint']}\"", "", f"    {md(t(step.hint, lang))}", ""]
         out += [f"!!! success \"{w['check']}\"", "", f"    {w['check_body']}", "",
@@ -745,7 +790,7 @@ def generate(root: Path) -> dict[str, str]:
     for loaded in labs:
         files[f"labs/{loaded.lab.id}.svg"] = diagram_svg(loaded)
         for lang in LANGS:
-            files[f"labs/{loaded.lab.id}.{lang}.md"] = lab_page(loaded, lang)
+            files[f"labs/{loaded.lab.id}.{lang}.md"] = lab_page(loaded, lang, read_lessons(loaded.folder, lang))
     for lang in LANGS:
         files[f"labs/index.{lang}.md"] = labs_index(labs, lang)
         files[f"reference/cli.{lang}.md"] = cli_reference(lang)
@@ -784,8 +829,13 @@ def labs_nav(files: dict[str, str]) -> list[str]:
 
 
 def on_config(config: Any) -> Any:
+    from mkdocs.exceptions import PluginError
+
     root = find_root(Path(config.config_file_path).parent)
-    files = generate(root)
+    try:
+        files = generate(root)
+    except LabError as exc:  # a lab's mistake (a lesson for a step that is gone...): file:line lines, no traceback
+        raise PluginError(f"hyperlab.docs_hook: the labs do not load:\n{exc}") from exc
     write_generated(Path(config.docs_dir), files)
     for item in config.nav or []:
         if isinstance(item, dict) and LABS_NAV_KEY in item:

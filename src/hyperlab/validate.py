@@ -132,6 +132,36 @@ def lab_problems(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
     problems += _step_rules(lab, src, topo)
     problems += _switch_rules(lab, src, topo)
     problems += _guest_rules(lab, src, topo)
+    problems += _lesson_rules(lab, src)
+    return problems
+
+
+LESSON_LANGS = ("ko", "en")
+
+
+def _lesson_rules(lab: Lab, src: Source) -> list[Problem]:
+    """lessons/NAME.LANG.md beside lab.yaml (the docs render them): NAME is `intro` or a step id, LANG ko or en.
+
+    A lesson whose step was renamed or removed would otherwise vanish from the page without a word,
+    and one written in one language only would be missing from the other language's page.
+    """
+    problems: list[Problem] = []
+    names = {"intro", *(step.id for step in lab.steps)}
+    found: dict[tuple[str, str], Path] = {}
+    for path in sorted((src.path.parent / "lessons").glob("*.md")):
+        name, _, lang = path.name.removesuffix(".md").rpartition(".")
+        where = display_path(path)
+        if lang not in LESSON_LANGS or not name:
+            problems.append(Problem(where, 1, 1, f"{path.name} is not a lesson name: name it STEP-ID.LANG.md (or intro.LANG.md), LANG being {' or '.join(LESSON_LANGS)}"))
+        elif name not in names:
+            problems.append(Problem(where, 1, 1, f"lesson for unknown step {name!r}; steps of {lab.id}: {_names(names - {'intro'})} "
+                                                 "(or intro); rename the file to its step's id"))
+        else:
+            found[(name, lang)] = path
+    for (name, lang), path in found.items():
+        for other in LESSON_LANGS:
+            if (name, other) not in found:
+                problems.append(Problem(display_path(path), 1, 1, f"lesson {name!r} has no {other} version; write {name}.{other}.md beside it"))
     return problems
 
 
