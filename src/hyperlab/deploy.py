@@ -25,7 +25,7 @@ from hyperlab.files import write_atomic
 from hyperlab.guest.agent import AgentChannel
 from hyperlab.guest.base import ChannelError, RunResult
 from hyperlab.guest.ssh import forget_node
-from hyperlab.images.store import ImageManifest, ImageMissing, ImageStore
+from hyperlab.images.store import ImageBusy, ImageManifest, ImageMissing, ImageStore
 from hyperlab.libvirt.apply import (Change, converge, read_record, record_path, remove_domain, start_domain, teardown,
                                     write_record)
 from hyperlab.libvirt.conn import lookup_domain, lookup_pool
@@ -121,7 +121,7 @@ def ensure_images(store: ImageStore, names: set[str], progress: Progress = _quie
     from hyperlab.images.ticker import build_ticker
     from hyperlab.images.tiny import build_tiny
 
-    builders = {"debian-12": build_debian, "tiny": build_tiny, "ticker": build_ticker}
+    builders: dict[str, Callable[..., ImageManifest]] = {"debian-12": build_debian, "tiny": build_tiny, "ticker": build_ticker}
     for name in sorted(names):
         if store.exists(name):
             continue
@@ -132,8 +132,14 @@ def ensure_images(store: ImageStore, names: set[str], progress: Progress = _quie
             if fraction in (0.0, 1.0):
                 progress(f"image {name}", f"{phase} {'started' if fraction == 0.0 else 'done'}")
 
-        progress(f"image {name}", "building (a few minutes, once)")
-        builders[name](store, name, progress=report)
+        # two `lab up`s at once on a fresh host: the second waits for the first one's build and uses it
+        while not store.exists(name):
+            try:
+                progress(f"image {name}", "building (a few minutes, once)")
+                builders[name](store, name, progress=report)
+            except ImageBusy:
+                progress(f"image {name}", "being built by another process: waiting for it")
+                store.wait_unlocked(name)
 
 
 # ------------------------------------------------------------------------ readiness

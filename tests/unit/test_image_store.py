@@ -341,3 +341,24 @@ def test_mmdebstrap_progress_mapping():
     seen.clear()
     qemu_img_progress(seen.append)("    (42.50/100%)")
     assert seen == [0.425]
+
+
+def test_a_second_lab_up_waits_for_the_build_in_progress_and_uses_it(tmp_path: Path) -> None:
+    import threading
+
+    from hyperlab.deploy import ensure_images
+    from hyperlab.images.store import ImageManifest
+
+    store = ImageStore(tmp_path)
+    seen: list[str] = []
+    with store.lock("ticker"):  # another `lab up` is building the ticker
+        waiter = threading.Thread(target=ensure_images, args=(store, {"ticker"}, lambda _n, phase: seen.append(phase)))
+        waiter.start()
+        waiter.join(1.0)
+        assert waiter.is_alive(), "it must wait for the build, not fail or build a second copy"
+        store.path("ticker").write_bytes(b"disk")
+        store.write_manifest(ImageManifest(name="ticker", os="linux", size=4, sha256="ab" * 32))
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert "being built by another process: waiting for it" in seen
+    assert store.path("ticker").read_bytes() == b"disk"  # the other build's result, not a rebuild

@@ -57,6 +57,10 @@ class InvalidImageName(ImageError, ValueError):
     pass
 
 
+class ImageBusy(ImageError):
+    """Another process holds the image's lock (it is building or removing that image)."""
+
+
 class ImageMissing(ImageError, LookupError):
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
@@ -333,6 +337,13 @@ class ImageStore:
         return dest
 
     # ------------------------------------------------------------- building
+    def wait_unlocked(self, name: str) -> None:
+        """Block until no other process holds ``name``'s lock (a build in progress has ended)."""
+        self.ensure_root()
+        with open(self.root / f".{validate_name(name)}.lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Exclusive lock for building/removing ``name`` (flock on ``.<name>.lock``)."""
@@ -342,7 +353,7 @@ class ImageStore:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ImageError(
+                raise ImageBusy(
                     f"image {name!r} is being built or removed by another process ({lock_path})"
                 ) from None
             try:
