@@ -1,13 +1,14 @@
-"""chapter-1 end to end: `lab up`, every step FAIL or BLOCKED, `lab solve`, every step PASS, `lab down`.
+"""chapter-1 end to end, on two instances: `lab up` both; every step of the fresh one FAIL or BLOCKED;
+`lab solve` the other, every step PASS; `lab grade` over the two writes 100 and 0; `lab down` both.
 
 HV1 is a Debian guest with libvirt; vm1 is a guest of HV1, booted with software emulation inside
-software emulation here, which takes minutes. The whole test takes a quarter of an hour or more on a
-2-core host under TCG.
+software emulation here, which takes minutes (twice: the reset step boots it again). The whole test
+takes a quarter of an hour or more on a 2-core host under TCG.
 """
 
 from __future__ import annotations
 
-import os
+import csv
 import subprocess
 import sys
 import time
@@ -15,52 +16,61 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, inventory
+from tests.integration.conftest import ROOT, inventory, run_lab
 
 pytestmark = pytest.mark.vm
 LAB = "labs/chapter-1/lab.yaml"
-INSTANCE = "c1ci"
-ENV = {**os.environ, "HYPERLAB_ACCEL": os.environ.get("HYPERLAB_ACCEL", "tcg")}
-
-
-def lab(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "hyperlab", *args], cwd=ROOT, env=ENV, capture_output=True, check=False,
-                            text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
+SOLVED, FRESH = "c1ci", "c1fresh"
 
 
 def ours(names: dict[str, set[str]]) -> set[str]:
-    return {n for group in names.values() for n in group if f"chapter-1.{INSTANCE}" in n}
+    return {n for group in names.values() for n in group if f"chapter-1.{SOLVED}" in n or f"chapter-1.{FRESH}" in n}
 
 
-def test_chapter1_checkers_fail_fresh_and_pass_after_the_solutions(conn: object, tmp_path: Path) -> None:
+def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, lab_env: dict[str, str], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from hyperlab.deploy import host_plan
     from hyperlab.grading.selftest import prove_checkers
     from hyperlab.load import load_lab
 
-    assert not ours(inventory(conn)), f"instance {INSTANCE} is left over from an earlier run; `lab down` it first"
+    monkeypatch.setenv("HYPERLAB_GRADING_KEY", lab_env["HYPERLAB_GRADING_KEY"])
+    assert not ours(inventory(conn)), "chapter-1 instances are left over from an earlier run; `lab down` them first"
     started = time.monotonic()
     try:
-        lab("up", LAB, "--instance", INSTANCE)
+        # both instances boot at once: one Debian guest each
+        ups = [subprocess.Popen([sys.executable, "-m", "hyperlab", "up", LAB, "--instance", name], cwd=ROOT, env=lab_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for name in (SOLVED, FRESH)]
+        for name, proc in zip((SOLVED, FRESH), ups):
+            output, _ = proc.communicate(timeout=1800)
+            assert proc.returncode == 0, f"lab up --instance {name} exited {proc.returncode}\n{output}"
         up = time.monotonic()
         # the framework put the tiny image on HV1, once, and readable by libvirt's QEMU
-        listing = lab("exec", LAB, "HV1", "--instance", INSTANCE, "--", "stat", "-c", "%n %a %U",
-                      "/var/lib/libvirt/images/tiny.qcow2", "/var/lib/libvirt/images/tiny.vmlinuz",
-                      "/var/lib/libvirt/images/tiny.initrd", "/var/lib/libvirt/images/tiny.cmdline").stdout.splitlines()
+        listing = run_lab(lab_env, "exec", LAB, "HV1", "--instance", SOLVED, "--", "stat", "-c", "%n %a %U",
+                          "/var/lib/libvirt/images/tiny.qcow2", "/var/lib/libvirt/images/tiny.vmlinuz",
+                          "/var/lib/libvirt/images/tiny.initrd", "/var/lib/libvirt/images/tiny.cmdline").stdout.splitlines()
         assert listing == ["/var/lib/libvirt/images/tiny.qcow2 644 libvirt-qemu",
                            "/var/lib/libvirt/images/tiny.vmlinuz 644 root",
                            "/var/lib/libvirt/images/tiny.initrd 644 root",
                            "/var/lib/libvirt/images/tiny.cmdline 644 root"]
         loaded = load_lab(LAB, ROOT)
-        before, after = prove_checkers(conn, loaded, host_plan(loaded, INSTANCE), tmp_path,  # type: ignore[arg-type]
-                                       key=str(tmp_path / "grading.key"))
+        before, after = prove_checkers(conn, loaded, host_plan(loaded, SOLVED), tmp_path,  # type: ignore[arg-type]
+                                       key=lab_env["HYPERLAB_GRADING_KEY"])
         assert after["score"] == after["max"] == 100
-        print(f"\nchapter-1: lab up {up - started:.0f}s, checks+solve+checks {time.monotonic() - up:.0f}s; "
+
+        roster = tmp_path / "roster.csv"
+        roster.write_text(f"student,instance\nKim Solved,{SOLVED}\nLee Fresh,{FRESH}\n")
+        out = tmp_path / "grades"
+        run_lab(lab_env, "grade", LAB, "--roster", str(roster), "-j", "2", "--out", str(out))
+        rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+        assert (rows["Kim Solved"]["total"], rows["Kim Solved"]["max"]) == ("100", "100")
+        assert rows["Lee Fresh"]["total"] == "0"
+        assert {s.id: rows["Kim Solved"][s.id] for s in loaded.lab.steps} == {s.id: str(s.points) for s in loaded.lab.steps}
+        assert {rows["Lee Fresh"][s.id] for s in loaded.lab.steps} == {"0"}
+        print(f"\nchapter-1: lab up x2 {up - started:.0f}s, checks+solve+checks+grade {time.monotonic() - up:.0f}s; "
               f"before: {[(s['id'], s['status']) for s in before['steps']]}")
     finally:
-        down = lab("down", LAB, "--instance", INSTANCE, check=False)
+        downs = [run_lab(lab_env, "down", LAB, "--instance", name, check=False) for name in (SOLVED, FRESH)]
         print(f"chapter-1: total {time.monotonic() - started:.0f}s")
-    assert down.returncode == 0, down.stdout + down.stderr
+    for down in downs:
+        assert down.returncode == 0, down.stdout + down.stderr
     assert not ours(inventory(conn)), f"left in libvirt after lab down: {sorted(ours(inventory(conn)))}"

@@ -55,7 +55,7 @@ def test_needs_of_chapter_2_linux() -> None:
     n = lab_needs(load_lab("chapter-2-linux", ROOT))
     assert n.nodes == ("DC1", "SVR1", "SVR2", "ROUTER", "INNER1", "INNER2")
     assert n.memory == (768 + 1024 + 1024 + 3 * 512) * MiB
-    assert n.images == ("debian-12", "tiny")  # tiny: the nested guests vm1, vm3 ... inside SVR1/SVR2
+    assert n.images == ("debian-12", "ticker")  # ticker: the nested guests vm1, vm3 ... inside SVR1/SVR2
     assert n.nested == ("SVR1", "SVR2")
     assert (n.uefi, n.secure_boot, n.tpm) == ((), (), ())
 

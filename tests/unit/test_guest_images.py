@@ -37,9 +37,19 @@ def tiny_store(root: Path, *, kernel: bool = True) -> ImageStore:
     return store
 
 
+def ticker_store(root: Path) -> ImageStore:
+    """A store with the ticker as it is built: a kernel, no initrd, no command line."""
+    store = ImageStore(root)
+    store.ensure_root()
+    store.path("ticker").write_bytes(b"disk")
+    store.file("ticker.vmlinuz").write_bytes(b"kernel")
+    store.write_manifest(ImageManifest(name="ticker", os="linux", size=4, sha256=SHA, kernel="ticker.vmlinuz"))
+    return store
+
+
 @pytest.mark.parametrize(("lab_id", "expected"), [
     ("chapter-1", {"HV1": ["tiny"]}),
-    ("chapter-2-linux", {"SVR1": ["tiny"], "SVR2": ["tiny"]}),
+    ("chapter-2-linux", {"SVR1": ["ticker"], "SVR2": ["ticker"]}),
     ("chapter-2", {}),  # Hyper-V hosts: the student's own disks, nothing from the store
 ])
 def test_each_linux_host_gets_the_images_of_its_guests(lab_id: str, expected: dict[str, list[str]]) -> None:
@@ -91,7 +101,7 @@ class FakeChannel:
 
 def test_delivery_writes_partial_files_renames_them_and_then_its_marker_once(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    store = tiny_store(tmp_path)
+    store = ticker_store(tmp_path)
     loaded = load_lab("chapter-2-linux", ROOT)
     p = plan(loaded, "x")
     guests: dict[str, dict[str, bytes]] = {"SVR1": {}, "SVR2": {}}
@@ -105,16 +115,14 @@ def test_delivery_writes_partial_files_renames_them_and_then_its_marker_once(tmp
     monkeypatch.setattr(deploy, "channel_for", fake_channel_for)
     deliver_guest_images(None, loaded, p, only={"SVR1"}, store=store)  # type: ignore[arg-type]
     assert set(channels) == {"SVR1"}
-    marker = guest_image_marker(store.get("tiny"))
-    assert guests["SVR1"] == {f"{GUEST_IMAGE_DIR}/.tiny.qcow2.partial": b"disk",
-                              f"{GUEST_IMAGE_DIR}/.tiny.vmlinuz.partial": b"kernel",
-                              f"{GUEST_IMAGE_DIR}/.tiny.initrd.partial": b"initrd",
-                              f"{GUEST_IMAGE_DIR}/.tiny.cmdline.partial": b"console=ttyS0 quiet\n",
+    marker = guest_image_marker(store.get("ticker"))
+    assert guests["SVR1"] == {f"{GUEST_IMAGE_DIR}/.ticker.qcow2.partial": b"disk",
+                              f"{GUEST_IMAGE_DIR}/.ticker.vmlinuz.partial": b"kernel",
                               marker: b""}
     assert list(guests["SVR1"])[-1] == marker  # the marker only after every file
     rename = channels["SVR1"].commands[-1]
-    assert rename[:2] == ["/bin/sh", "-c"] and rename[4:] == ["tiny.qcow2", "tiny.vmlinuz", "tiny.initrd", "tiny.cmdline"]
-    assert "chmod 0644" in rename[2] and "chown libvirt-qemu: .tiny.qcow2.partial" in rename[2]
+    assert rename[:2] == ["/bin/sh", "-c"] and rename[4:] == ["ticker.qcow2", "ticker.vmlinuz"]
+    assert "chmod 0644" in rename[2] and "chown libvirt-qemu: .ticker.qcow2.partial" in rename[2]
 
     channels.clear()
     deliver_guest_images(None, loaded, p, store=store)  # type: ignore[arg-type]

@@ -5,6 +5,8 @@ virsh -c qemu:///system destroy vm1 >/dev/null 2>&1 || true
 cd /var/lib/libvirt/images/active
 rm -f vm1.qcow2
 qemu-img create -f qcow2 -b ../golden/tiny.qcow2 -F qcow2 vm1.qcow2
+# the last boot's ready line must not count as this boot's: start from an empty console log
+rm -f /var/log/libvirt/qemu/vm1-console.log
 virsh -c qemu:///system start vm1
 i=0
 until grep -q 'hyperlab-tiny: ready boot=' /var/log/libvirt/qemu/vm1-console.log 2>/dev/null; do
