@@ -13,7 +13,8 @@ from typing import Literal
 class ImageSpec:
     name: str
     os: Literal["linux", "windows"]
-    boot: Literal["kernel", "disk"]  # kernel: direct kernel boot from the store; disk: firmware boots the disk
+    # kernel: direct kernel boot from the store; disk: firmware boots the disk; data: boots nothing, a node's extra disk
+    boot: Literal["kernel", "disk", "data"]
     can_nest: bool  # can host its own guests (libvirt+QEMU inside, or the Hyper-V role)
     virtual_size: int  # bytes the guest sees on its system disk; overlays inherit it
     build_hint: str
@@ -25,8 +26,12 @@ IMAGES: dict[str, ImageSpec] = {
         ImageSpec("debian-12", "linux", "kernel", True, 8 << 30, "lab image build debian-12"),
         ImageSpec("tiny", "linux", "kernel", False, 64 << 20, "lab image build tiny"),
         ImageSpec("ticker", "linux", "kernel", False, 16 << 20, "lab image build ticker"),
+        # a data disk, not a system: an NTFS volume holding the instructor's VHDX (chapter-2's inner guests)
+        ImageSpec("guest-vhdx", "windows", "data", False, 64 << 30, "lab image build guest-vhdx --vhdx PATH"),
         ImageSpec("windows-server-2019", "windows", "disk", True, 64 << 30, "lab image build windows-server-2019 --iso PATH"),
         ImageSpec("windows-server-2022", "windows", "disk", True, 64 << 30, "lab image build windows-server-2022 --iso PATH"),
         ImageSpec("windows-server-2025", "windows", "disk", True, 64 << 30, "lab image build windows-server-2025 --iso PATH"),
     )
 }
+SYSTEM_IMAGES = {name: spec for name, spec in IMAGES.items() if spec.boot != "data"}
+DATA_IMAGES = {name: spec for name, spec in IMAGES.items() if spec.boot == "data"}

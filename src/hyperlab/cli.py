@@ -298,7 +298,7 @@ def up(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")], ins
     overrides = parse_overrides(var or [], load_lab(lab).lab.variables)
     session = _Session(lab, instance, accel, deploying=True)
     err.print(f"accel: {session.accel.accel} ({session.accel.reason})", markup=False)
-    ensure_images(session.store, {n.image for n in session.plan.nodes}, session.progress)
+    ensure_images(session.store, {v.image for n in session.plan.nodes for v in n.volumes if v.image}, session.progress)
     changes = deploy_up(session.conn, session.loaded, session.plan, timeout=timeout, progress=session.progress,
                         variables=overrides)
     made = [c for c in changes if c.action != "kept"]

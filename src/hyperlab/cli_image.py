@@ -56,6 +56,12 @@ def _tiny() -> Callable[..., ImageManifest]:
     return build_tiny
 
 
+def _guest_vhdx() -> Callable[..., ImageManifest]:
+    from hyperlab.images.guest_vhdx import build_guest_vhdx
+
+    return build_guest_vhdx
+
+
 def _ticker() -> Callable[..., ImageManifest]:
     from hyperlab.images.ticker import build_ticker
 
@@ -80,6 +86,11 @@ BUILDERS: dict[str, Builder] = {
         ("fetch", "initramfs", "disk", "convert", "manifest"),
         _tiny,
         "kernel + busybox initramfs + small data disk, for nested guests",
+    ),
+    "guest-vhdx": Builder(
+        ("volume", "copy", "partition", "convert", "manifest"),
+        _guest_vhdx,
+        "NTFS data disk holding your VHDX (--vhdx PATH), shared by overlays with chapter-2's Hyper-V hosts",
     ),
     "ticker": Builder(
         ("kernel", "disk", "manifest"),
@@ -136,6 +147,7 @@ def build(
     dry_run: bool = typer.Option(False, "--dry-run", help="Windows: only write the answer media the build would use"),
     out_dir: Path | None = typer.Option(None, "--out", help="Windows --dry-run: folder for the media "
                                                             "(default: <store>/<name>.dry-run)"),
+    vhdx: Path | None = typer.Option(None, "--vhdx", help="guest-vhdx: the sysprepped guest disk (a .vhdx file)"),
 ) -> None:
     """Build a golden image into the image store (needs root)."""
     builder = BUILDERS.get(name)
@@ -143,6 +155,17 @@ def build(
         fail(f"unknown image {name!r}; known images: {', '.join(BUILDERS)}")
     windows_only = {"--iso": iso, "--virtio-iso": virtio_iso, "--password-file": password_file, "--out": out_dir,
                     "--product-key": product_key}
+    if vhdx is not None and name != "guest-vhdx":
+        fail(f"--vhdx only applies to guest-vhdx, not {name}")
+    if name == "guest-vhdx" and vhdx is None and not ImageStore().exists(name):
+        fail("guest-vhdx is made from your VHDX: lab image build guest-vhdx --vhdx PATH")
+    if vhdx is not None:
+        from hyperlab.images.guest_vhdx import check_vhdx
+
+        try:
+            check_vhdx(vhdx)
+        except BuildError as e:
+            fail(str(e))
     if not name.startswith("windows-"):
         given = [flag for flag, value in windows_only.items() if value is not None] + (["--dry-run"] if dry_run else [])
         if given:
@@ -192,6 +215,8 @@ def build(
     extra: dict[str, object] = {}
     if name.startswith("windows-"):
         extra = {"options": windows_options, "accel": _windows_accel(store)}
+    if name == "guest-vhdx":
+        extra = {"vhdx": vhdx}
     try:
         with progress:
             m = builder.load()(store, name, progress=on_progress, force=force, **extra)

@@ -131,7 +131,7 @@ class Needs:
 
 def lab_needs(loaded: LoadedLab) -> Needs:
     nodes = loaded.topology.topology.nodes
-    images = {n.image for n in nodes.values()}
+    images = {n.image for n in nodes.values()} | {d.image for n in nodes.values() for d in n.disks if d.image}
     images |= {g.image for g in loaded.lab.guests.values() if g.image in IMAGES}
     return Needs(
         nodes=tuple(nodes),

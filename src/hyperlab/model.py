@@ -150,7 +150,10 @@ class Nic(Strict):
 
 
 class Disk(Strict):
-    size: Size
+    """A data disk: empty (`size`), or a thin overlay of a store image (`image`), e.g. guest-vhdx."""
+
+    size: Size | None = Field(None, description="An empty disk of this size.")
+    image: str | None = Field(None, description="An overlay of this store image (a data disk built by `lab image build`).")
 
 
 class NodeDefaults(Strict):

@@ -66,8 +66,9 @@ class PlanVolume(Frozen):
     name: str
     path: Path
     capacity: int  # bytes
-    backing: Path | None  # the golden image for the system disk; None for empty data disks
+    backing: Path | None  # the golden image for the system disk or an image data disk; None for empty data disks
     device: str  # vda, vdb, ...
+    image: str | None = None  # the store image behind `backing` (what to build when it is missing)
 
 
 class PlanNode(Frozen):
@@ -242,10 +243,16 @@ def _plan_node(name: str, node: Node, nics: list[PlanNic], topo: Topology, prefi
     spec = IMAGES[node.image]
     golden = facts.images_dir / f"{node.image}.qcow2"
     volumes = [PlanVolume(name=f"{name}.qcow2", path=pool_path / f"{name}.qcow2", capacity=spec.virtual_size,
-                          backing=golden, device="vda")]
+                          backing=golden, device="vda", image=node.image)]
     for i, disk in enumerate(node.disks, start=1):
-        volumes.append(PlanVolume(name=f"{name}.disk{i}.qcow2", path=pool_path / f"{name}.disk{i}.qcow2",
-                                  capacity=disk.size, backing=None, device="vd" + chr(ord("a") + i)))
+        device = "vd" + chr(ord("a") + i)
+        if disk.image is not None:  # validation guarantees exactly one of image and size
+            volumes.append(PlanVolume(name=f"{name}.disk{i}.qcow2", path=pool_path / f"{name}.disk{i}.qcow2",
+                                      capacity=IMAGES[disk.image].virtual_size, device=device, image=disk.image,
+                                      backing=facts.images_dir / f"{disk.image}.qcow2"))
+        else:
+            volumes.append(PlanVolume(name=f"{name}.disk{i}.qcow2", path=pool_path / f"{name}.disk{i}.qcow2",
+                                      capacity=disk.size or 0, backing=None, device=device))
     hostname = _hostname(name, spec.os)
     linux_kernel = spec.os == "linux" and spec.boot == "kernel"
     return PlanNode(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
-from hyperlab.catalog import IMAGES
+from hyperlab.catalog import DATA_IMAGES, IMAGES, SYSTEM_IMAGES
 from hyperlab.errors import Problem, display_path
 from hyperlab.model import Lab, Topology
 from hyperlab.yamlsrc import Source
@@ -72,14 +72,22 @@ def _node_rules(topo: Topology, src: Source) -> list[Problem]:
         if name.lower() in lower:
             problems.append(src.problem(at, f"nodes.{name}: same computer name as {lower[name.lower()]!r} (Windows names ignore case)", key=True))
         lower.setdefault(name.lower(), name)
-        spec = IMAGES.get(node.image)
+        spec = SYSTEM_IMAGES.get(node.image)
         if spec is None:
             # An image from `defaults:` is named defaults.image, so every node gives the same line.
             where = ".".join(map(str, src.owner((*at, "image"))))
-            problems.append(src.problem((*at, "image"), f"{where}: unknown image {node.image!r}; known images: {_names(IMAGES)}"))
+            problems.append(src.problem((*at, "image"), f"{where}: unknown image {node.image!r}; known images: {_names(SYSTEM_IMAGES)}"))
         elif node.nested and not spec.can_nest:
             hosts = _names(n for n, s in IMAGES.items() if s.can_nest)
             problems.append(src.problem((*at, "nested"), f"nodes.{name}: image {node.image!r} cannot host nested guests; use one of {hosts}"))
+        for i, disk in enumerate(node.disks):
+            where = (*at, "disks", i)
+            if (disk.size is None) == (disk.image is None):
+                problems.append(src.problem(where, f"nodes.{name}.disks[{i}]: give `size:` (an empty disk) or `image:` "
+                                                   "(an overlay of a store image), exactly one"))
+            elif disk.image is not None and disk.image not in DATA_IMAGES:
+                problems.append(src.problem((*where, "image"), f"nodes.{name}.disks[{i}]: unknown data disk image "
+                                                               f"{disk.image!r}; known ones: {_names(DATA_IMAGES)}"))
         if node.secure_boot and node.firmware != "uefi":
             problems.append(src.problem((*at, "secure_boot"), f"nodes.{name}: secure boot needs `firmware: uefi`"))
         if "domain-controller" in node.roles and topo.domain is None:

@@ -95,13 +95,28 @@ def test_start_scripts_read_the_secrets_the_framework_writes() -> None:
 
 
 def test_start_scripts_mirror_the_lab_variables() -> None:
-    """The guest-disk names in the start scripts are the ones lab.yaml documents."""
+    """The start scripts read the guest-disk names from lab.env, with lab.yaml's values as defaults."""
     from hyperlab.load import load_lab
 
     variables = load_lab("chapter-2", LAB.parents[1]).lab.variables
     for name in ("install-hyperv.ps1", "promote-dc.ps1"):
         text = (LAB / "start" / name).read_text(encoding="utf-8")
-        assert f"$GuestDiskLabel = '{variables['guest_disk_label']}'" in text, name
-        assert f"$GuestDiskFile = '{variables['guest_disk_file']}'" in text, name
+        assert "Get-Content 'C:\\hyperlab\\secrets\\lab.env'" in text, name
+        assert f"$GuestDiskLabel = Get-LabVariable 'guest_disk_label' '{variables['guest_disk_label']}'" in text, name
+        assert f"$GuestDiskFile = Get-LabVariable 'guest_disk_file' '{variables['guest_disk_file']}'" in text, name
     text = (LAB / "start" / "install-hyperv.ps1").read_text(encoding="utf-8")
-    assert f"$ParentPath = '{variables['guest_parent_path']}'" in text
+    assert f"$ParentPath = Get-LabVariable 'guest_parent_path' '{variables['guest_parent_path']}'" in text
+
+
+def test_lab_env_lines_are_what_the_start_scripts_match() -> None:
+    """hyperlab.variables writes NAME='VALUE'; the scripts' pattern reads exactly that (same regex in .NET)."""
+    import re
+
+    from hyperlab.variables import env_text
+
+    pattern = re.compile(r"^(\w+)='(.*)'$")
+    lines = env_text({"guest_disk_file": "win2003.vhdx", "guest_parent_path": "C:\\Hyper-V\\Parent"}).splitlines()
+    assert [pattern.match(line).groups() for line in lines] == [  # type: ignore[union-attr]
+        ("guest_disk_file", "win2003.vhdx"), ("guest_parent_path", "C:\\Hyper-V\\Parent")]
+    text = (LAB / "start" / "install-hyperv.ps1").read_text(encoding="utf-8")
+    assert "-match '^(\\w+)=''(.*)''$'" in text

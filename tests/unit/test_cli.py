@@ -52,10 +52,14 @@ def test_plan_writes_one_xml_file_per_libvirt_object(tmp_path: Path) -> None:
     assert result.exit_code == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(["network-public.xml", "pool.xml", "domain-DC1.xml", "domain-SVR1.xml", "domain-SVR2.xml",
-                            "volume-DC1.xml", "volume-SVR1.xml", "volume-SVR1.disk1.xml", "volume-SVR2.xml",
-                            "volume-SVR2.disk1.xml"])
+                            "volume-DC1.xml", "volume-DC1.disk1.xml", "volume-SVR1.xml", "volume-SVR1.disk1.xml",
+                            "volume-SVR1.disk2.xml", "volume-SVR2.xml", "volume-SVR2.disk1.xml", "volume-SVR2.disk2.xml"])
     for path in tmp_path.iterdir():
         ET.parse(path)
+    # the VHDX disk: one thin overlay per node on the read-only store image, never a copy
+    for name in ("volume-DC1.disk1.xml", "volume-SVR1.disk2.xml", "volume-SVR2.disk2.xml"):
+        backing = ET.parse(tmp_path / name).getroot().findtext("backingStore/path") or ""
+        assert backing.endswith("/guest-vhdx.qcow2"), (name, backing)
 
 
 @pytest.mark.parametrize(("args", "message"), [

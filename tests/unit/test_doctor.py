@@ -64,7 +64,8 @@ def test_needs_of_chapter_2() -> None:
     n = lab_needs(load_lab("chapter-2", ROOT))
     assert n.nodes == ("DC1", "SVR1", "SVR2")
     assert n.memory == (4 + 8 + 8) * GiB
-    assert n.images == ("windows-server-2022",)  # win2003.vhdx is the student's, not hyperlab's to build
+    # guest-vhdx: the NTFS disk with the instructor's VHDX, built once from their file
+    assert n.images == ("guest-vhdx", "windows-server-2022")
     assert n.nested == ("SVR1", "SVR2")
     assert n.uefi == ("DC1", "SVR1", "SVR2")
 

@@ -73,7 +73,9 @@ def test_chapter_2_plans_the_public_network_with_the_lessons_host_side() -> None
     svr1 = p.node("SVR1")
     assert svr1.nested and svr1.os == "windows" and svr1.firmware == "uefi"
     assert svr1.nics[0].ip == IPv4Interface("192.168.1.110/24") and str(svr1.nics[0].gateway) == "192.168.1.2"
-    assert [v.device for v in svr1.volumes] == ["vda", "vdb"] and svr1.volumes[1].backing is None
+    assert [v.device for v in svr1.volumes] == ["vda", "vdb", "vdc"] and svr1.volumes[1].backing is None
+    # vdc: a thin overlay of the store's guest-vhdx data disk (the VHDX reaches each host without a copy)
+    assert svr1.volumes[2].image == "guest-vhdx" and svr1.volumes[2].backing == svr1.volumes[0].backing.parent / "guest-vhdx.qcow2"
     assert svr1.unattend_iso == p.pool_path / "SVR1.unattend.iso"
     assert p.waves() == [["DC1"], ["SVR1", "SVR2"]]
 

@@ -13,11 +13,19 @@
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
-# Mirrors lab.yaml variables guest_disk_label, guest_disk_file, guest_parent_path (a unit test
-# keeps them equal; start scripts get no parameters from the framework).
-$GuestDiskLabel = 'HLGUESTS'
-$GuestDiskFile = 'win2003.vhdx'
-$ParentPath = 'C:\Hyper-V\Parent'
+# The lab's variables as this instance has them (`lab up --var` overrides lab.yaml): lab.env holds
+# NAME='VALUE' lines beside the secrets; the defaults below mirror lab.yaml (a unit test keeps them equal).
+$LabEnv = @{}
+Get-Content 'C:\hyperlab\secrets\lab.env' -ErrorAction SilentlyContinue | ForEach-Object {
+    if ($_ -match '^(\w+)=''(.*)''$') { $LabEnv[$Matches[1]] = $Matches[2] }
+}
+function Get-LabVariable([string]$Name, [string]$Default) {
+    if ($LabEnv.ContainsKey($Name)) { return $LabEnv[$Name] }
+    return $Default
+}
+$GuestDiskLabel = Get-LabVariable 'guest_disk_label' 'HLGUESTS'
+$GuestDiskFile = Get-LabVariable 'guest_disk_file' 'win2003.vhdx'
+$ParentPath = Get-LabVariable 'guest_parent_path' 'C:\Hyper-V\Parent'
 $ContinueTask = 'hyperlab-install-hyperv-continue'
 $DoneMarker = 'C:\hyperlab\hyperv-ready'
 

@@ -16,9 +16,18 @@ param(
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
-# Mirrors lab.yaml variables guest_disk_label and guest_disk_file (a unit test keeps them equal).
-$GuestDiskLabel = 'HLGUESTS'
-$GuestDiskFile = 'win2003.vhdx'
+# The lab's variables as this instance has them (`lab up --var` overrides lab.yaml): lab.env holds
+# NAME='VALUE' lines beside the secrets; the defaults below mirror lab.yaml (a unit test keeps them equal).
+$LabEnv = @{}
+Get-Content 'C:\hyperlab\secrets\lab.env' -ErrorAction SilentlyContinue | ForEach-Object {
+    if ($_ -match '^(\w+)=''(.*)''$') { $LabEnv[$Matches[1]] = $Matches[2] }
+}
+function Get-LabVariable([string]$Name, [string]$Default) {
+    if ($LabEnv.ContainsKey($Name)) { return $LabEnv[$Name] }
+    return $Default
+}
+$GuestDiskLabel = Get-LabVariable 'guest_disk_label' 'HLGUESTS'
+$GuestDiskFile = Get-LabVariable 'guest_disk_file' 'win2003.vhdx'
 $SmbPath = 'C:\smb'
 $SharedDisk = 'win2003-3.vhdx'
 

@@ -65,9 +65,10 @@ class ImageMissing(ImageError, LookupError):
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
-        super().__init__(
-            f"image {name!r} is not in the image store {root}; build it with: lab image build {name}"
-        )
+        from hyperlab.catalog import IMAGES
+
+        hint = IMAGES[name].build_hint if name in IMAGES else f"lab image build {name}"
+        super().__init__(f"image {name!r} is not in the image store {root}; build it with: {hint}")
 
 
 class ImageInUse(ImageError):

@@ -203,7 +203,7 @@ def _volumes(conn: libvirt.virConnect, plan: Plan, progress: Progress) -> list[C
                 changes.append(Change("volume", volume.name, "kept"))
                 continue
             if volume.backing is not None:
-                _check_golden(volume.backing, volume.capacity, node.image)
+                _check_golden(volume.backing, volume.capacity, volume.image or node.image)
             pool.createXML(volume_xml(volume), 0)
             progress(node.name, f"volume {volume.name} created")
             changes.append(Change("volume", volume.name, "created"))
