@@ -33,6 +33,14 @@ def test_telnet_answers_through_the_router(lab, probe):
     assert answer.ok, f"{answer.verdict} (the Telnet service is reached through the port mapping of step port-forwards)"
 
 
+@pytest.mark.step("telnet")
+def test_teluser_logs_in_through_the_router(lab, probe):
+    """teluser logs in over Telnet and a command prompt answers (Windows lets in only TelnetClients members)"""
+    answer = probe.telnet_login(router_public_ip(lab), TELNET_PORT, "teluser", str(lab.variables["teluser_password"]),
+                                timeout=30)
+    assert answer.ok, answer.verdict
+
+
 @pytest.mark.step("rdp-35000")
 def test_rdp_answers_on_35000_through_the_router(lab, probe):
     """RDP (X.224) on win2003-3 answers, reached at 192.168.1.111:35000"""

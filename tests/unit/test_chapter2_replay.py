@@ -42,6 +42,7 @@ class ReplayProbe:
     def __init__(self, outcomes: dict[tuple[str, int], Outcome]) -> None:
         self.outcomes = outcomes
         self.asked: list[tuple[str, str, int]] = []
+        self.logins: list[tuple[str, str]] = []
 
     def _answer(self, kind: str, host: str, port: int) -> ProbeResult:
         self.asked.append((kind, host, port))
@@ -56,6 +57,10 @@ class ReplayProbe:
 
     def rdp(self, host: str, port: int = 3389, **_: Any) -> ProbeResult:
         return self._answer("rdp", host, port)
+
+    def telnet_login(self, host: str, port: int, user: str, password: str, **_: Any) -> ProbeResult:
+        self.logins.append((user, password))
+        return self._answer("telnet_login", host, port)
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +133,18 @@ def test_guest_checkers(lab: ReplayLab) -> None:
 
 def test_outside_in_checkers(lab: ReplayLab) -> None:
     module = checker_module("test_nat")
-    published = ReplayProbe({("telnet", 23): Outcome.OK, ("rdp", 35000): Outcome.OK})
+    published = ReplayProbe({("telnet", 23): Outcome.OK, ("rdp", 35000): Outcome.OK, ("telnet_login", 23): Outcome.OK})
     for check in (module.test_nat_delivers_to_an_inner_host, module.test_telnet_answers_through_the_router,
+                  module.test_teluser_logs_in_through_the_router,
                   module.test_rdp_answers_on_35000_through_the_router, module.test_public_23_reaches_telnet,
                   module.test_public_35000_reaches_rdp):
         run(check, lab=lab, probe=published)
     assert ("telnet", "192.168.1.111", 23) in published.asked
+    assert published.logins == [("teluser", "Telnet-2003")]
+    # teluser not in TelnetClients: Windows refuses the login (the probe's AUTH_FAILED, proven against telnetd)
+    with pytest.raises(AssertionError, match="AUTH_FAILED|auth-failed|credentials"):
+        run(module.test_teluser_logs_in_through_the_router, lab=lab,
+            probe=ReplayProbe({("telnet", 23): Outcome.OK, ("telnet_login", 23): Outcome.AUTH_FAILED}))
     nothing = ReplayProbe({})
     with pytest.raises(AssertionError, match="only visible from outside once a port is published"):
         run(module.test_nat_delivers_to_an_inner_host, lab=lab, probe=nothing)

@@ -185,6 +185,9 @@ class Probe:
     def telnet(self, host: str, port: int = 23, **kw: Any) -> probes.ProbeResult:
         return self._run(probes.telnet_negotiate, host, port, **kw)
 
+    def telnet_login(self, host: str, port: int, user: str, password: str, **kw: Any) -> probes.ProbeResult:
+        return self._run(probes.telnet_login, host, port, user, password, **kw)
+
     def ldap_rootdse(self, host: str, **kw: Any) -> probes.ProbeResult:
         return self._run(probes.ldap_rootdse, host, **kw)
 

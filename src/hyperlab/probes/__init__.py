@@ -15,7 +15,7 @@ from .netns import NetnsError, in_netns, run_in_netns
 from .rdp import rdp_negotiate
 from .smb import smb_shares
 from .tcp import tcp_connect
-from .telnet import telnet_negotiate
+from .telnet import telnet_login, telnet_negotiate
 from .winrm import winrm_alive
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "run_in_netns",
     "smb_shares",
     "tcp_connect",
+    "telnet_login",
     "telnet_negotiate",
     "winrm_alive",
 ]

@@ -188,3 +188,99 @@ def telnet_negotiate(
         return Outcome.OK, f"telnet server negotiated {options} (no login prompt seen)", observed
 
     return run_probe("telnet", where, body, timeout, netns)
+
+
+# A command both shells turn into a line the typed text cannot contain: sh expands $((6*7)) and
+# leaves %OS% alone; Windows cmd expands %OS% and leaves $((6*7)) alone.
+LOGIN_COMMAND = b"echo hl-%OS%-$((6*7))\r\n"
+LOGGED_IN = re.compile(r"hl-(%OS%-42|Windows_NT-)")
+USER_PROMPT = re.compile(r"(login|user ?name)\s*:\s*$", re.IGNORECASE)
+PASSWORD_PROMPT = re.compile(r"password\s*:\s*$", re.IGNORECASE)
+REFUSED_LOGIN = re.compile(r"(login incorrect|access denied|logon failure|not a member of|authentication failed)[^\n]*",
+                           re.IGNORECASE)
+
+
+def telnet_login(
+    host: str,
+    port: int = 23,
+    user: str = "",
+    password: str = "",
+    *,
+    timeout: float = 20.0,
+    netns: str | None = None,
+) -> ProbeResult:
+    """Log in as `user` and run one command: proof that this account may use Telnet (on Windows,
+    that it is a member of TelnetClients), not only that a Telnet server answers.
+
+    OK: the command's output came back from a shell (observed: the output line).
+    AUTH_FAILED: the server refused the login (observed: its message, e.g. Windows' "Access Denied:
+    Specified user is not a member of TelnetClients group", or Linux's "Login incorrect").
+    TIMEOUT / RESET / WRONG_PROTOCOL: as telnet_negotiate, or no prompt where one was due.
+    """
+    check_port(port)
+    where = hostport(host, port)
+
+    def body(deadline: Deadline) -> Answer:
+        neg = Negotiator()
+        observed: dict[str, object] = {"user": user}
+        with connect(host, port, deadline) as sock:
+            mark = 0
+
+            def until(pattern: re.Pattern[str], *stops: re.Pattern[str]) -> tuple[str, re.Pattern[str] | None]:
+                """Read until `pattern` or a stop pattern shows in the text since `mark`."""
+                while not deadline.expired:
+                    text = neg.screen()[mark:]
+                    for p in (pattern, *stops):
+                        if p.search(text):
+                            return text, p
+                    sock.settimeout(deadline.left())
+                    try:
+                        data = sock.recv(4096)
+                    except TimeoutError:
+                        break
+                    except (ConnectionResetError, BrokenPipeError):
+                        data = b""
+                    if not data:
+                        return neg.screen()[mark:], None
+                    neg.feed(data)
+                    replies = neg.take_replies()
+                    if replies:
+                        sock.sendall(replies)
+                return neg.screen()[mark:], None
+
+            text, hit = until(USER_PROMPT)
+            if hit is None:
+                observed["banner"] = text.strip()
+                if not neg.seen:
+                    return Outcome.WRONG_PROTOCOL if text else Outcome.TIMEOUT, \
+                        f"{where} showed no telnet login prompt", observed
+                return Outcome.TIMEOUT, f"telnet server at {where} showed no login prompt", observed
+            mark = len(neg.screen())
+            sock.sendall(user.encode() + b"\r\n")
+            text, hit = until(PASSWORD_PROMPT, REFUSED_LOGIN)
+            if hit is not PASSWORD_PROMPT:
+                observed["after_user"] = text.strip()
+                return Outcome.TIMEOUT, f"telnet server at {where} asked no password after the user name", observed
+            mark = len(neg.screen())
+            sock.sendall(password.encode() + b"\r\n")
+            # the shell's prompt, a refusal, or the login prompt again; then the command
+            text, hit = until(re.compile(r"[$#>]\s*$"), REFUSED_LOGIN, USER_PROMPT)
+            if hit is REFUSED_LOGIN or hit is USER_PROMPT:
+                found = REFUSED_LOGIN.search(text)
+                message = found.group(0).strip() if found else "the login prompt came back"
+                observed["refusal"] = message
+                return Outcome.AUTH_FAILED, f"telnet at {where} refused {user!r}: {message}", observed
+            mark = len(neg.screen())
+            sock.sendall(LOGIN_COMMAND)
+            text, hit = until(LOGGED_IN, REFUSED_LOGIN)
+            found = LOGGED_IN.search(text)
+            if found:
+                observed["output"] = found.group(0)
+                return Outcome.OK, f"logged in to telnet at {where} as {user!r}; a shell answered {found.group(0)!r}", observed
+            observed["after_password"] = text.strip()[-300:]
+            refused = REFUSED_LOGIN.search(text)
+            if refused:
+                return Outcome.AUTH_FAILED, f"telnet at {where} refused {user!r}: {refused.group(0).strip()}", observed
+            return Outcome.TIMEOUT, f"telnet at {where}: no shell answered after {user!r} logged in", observed
+
+    return run_probe("telnet", where, body, timeout, netns)

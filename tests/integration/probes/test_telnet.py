@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+import subprocess
+from collections.abc import Iterator
+
 import pytest
 
 from hyperlab import probes
@@ -63,3 +67,36 @@ def test_rdp_server_is_not_telnet(xrdp_peer) -> None:
     # xrdp waits for the client to speak first: no negotiation ever comes
     r = probes.telnet_negotiate(xrdp_peer.host, xrdp_peer.port, timeout=1)
     assert r.outcome is Outcome.TIMEOUT and "a telnet server negotiates options at once" in r.detail
+
+
+@pytest.fixture
+def telnet_account() -> Iterator[tuple[str, str]]:
+    """A throwaway local account with a password, removed afterwards (telnetd logs in through PAM)."""
+    user = f"hltel{secrets.token_hex(3)}"
+    password = f"Hl-{secrets.token_urlsafe(9)}9a"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", user], check=True)
+    try:
+        subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True)
+        yield user, password
+    finally:
+        subprocess.run(["userdel", user], check=False)
+
+
+def test_telnet_login_runs_a_command_as_the_user(telnetd_peer, telnet_account) -> None:
+    user, password = telnet_account
+    r = probes.telnet_login(telnetd_peer.host, telnetd_peer.port, user, password, timeout=30)
+    assert r.ok, r.verdict
+    assert r.observed["output"] == "hl-%OS%-42"  # sh expanded it: a shell ran our command
+
+
+def test_telnet_login_with_a_wrong_password_is_auth_failed(telnetd_peer, telnet_account) -> None:
+    user, _ = telnet_account
+    r = probes.telnet_login(telnetd_peer.host, telnetd_peer.port, user, "not-the-password", timeout=30)
+    assert r.outcome == probes.Outcome.AUTH_FAILED, r.verdict
+    assert "Login incorrect" in r.observed["refusal"]
+
+
+def test_telnet_login_to_something_else_is_not_a_login(tcp_peer) -> None:
+    ep = tcp_peer("banner", b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+    r = probes.telnet_login(ep.host, ep.port, "teluser", "x", timeout=3)
+    assert r.outcome == probes.Outcome.WRONG_PROTOCOL, r.verdict
