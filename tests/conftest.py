@@ -14,6 +14,7 @@ import pytest
 ALONE = {"test_chapter1.py": "chapter-1"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.xdist_group(ALONE.get(item.path.name, "host")))
