@@ -47,7 +47,8 @@ DISK_BASE = 2 * GiB  # headroom on the instances' filesystem: logs, seed media, 
 DISK_PER_NODE = 512 * MiB  # a thin overlay starts at ~200 KiB; this is its first hours of writes
 # Space a build of the image takes in the store (peak, scratch included), estimated from builds here:
 # debian-12: 313 MB root + raw disk + 650 MB qcow2; tiny: the kernel package unpacked + 16 MB of files.
-BUILD_SPACE = {"debian-12": 2 * GiB, "tiny": 256 * MiB}
+# guest-vhdx: the instructor's VHDX (a sysprepped 2003 disk is ~2 GiB) twice while it is built
+BUILD_SPACE = {"debian-12": 2 * GiB, "tiny": 256 * MiB, "ticker": 1 * MiB, "guest-vhdx": 8 * GiB}
 BUILD_SPACE_WINDOWS = 20 * GiB  # an installed Windows Server qcow2 (the ISO is the user's)
 # QEMU's own memory per guest on top of the guest's RAM: under TCG the 64 MiB translation cache hyperlab
 # sets plus QEMU itself (FACTS: a 256 MiB guest's whole QEMU was 300-310 MB RSS); under KVM no cache.

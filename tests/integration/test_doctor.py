@@ -54,6 +54,9 @@ def store() -> Iterator[ImageStore]:
         for side in ("vmlinuz", "initrd"):
             (root / f"{name}.{side}").write_bytes(b"placeholder")
         s.finish(name, os_name="linux", builder="test placeholder", kernel=f"{name}.vmlinuz", initrd=f"{name}.initrd")
+        from hyperlab.images.ticker import build_ticker
+
+        build_ticker(s)  # chapter-2-linux's nested guests; builds in a second
         yield s
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -117,7 +120,7 @@ def test_chapter_2_linux(conn: object, store: ImageStore, cache: Path, facts: Ho
     check_common(found, conn)
     assert found["nested virtualization"].level == "info"  # SVR1/SVR2 nest, but under TCG nothing to enable
     assert "UEFI firmware (OVMF)" not in found and "TPM (swtpm)" not in found
-    for name in ("debian-12", "tiny"):
+    for name in ("debian-12", "ticker"):
         image = found[f"image {name}"]
         assert image.level == "ok" and image.detail.startswith(str(store.path(name)))
     disk = found["disk"]  # one filesystem (the store and instances are both under /var/tmp and /tmp here)
@@ -137,6 +140,10 @@ def test_chapter_2(conn: object, store: ImageStore, cache: Path, facts: HostFact
     assert windows.level == "fail"
     assert windows.detail == f"not in the image store {store.root}"
     assert windows.fix == IMAGES["windows-server-2022"].build_hint == "lab image build windows-server-2022 --iso PATH"
+    vhdx = found["image guest-vhdx"]  # the instructor's VHDX disk, built from their file
+    assert not vhdx.ok and vhdx.fix == "lab image build guest-vhdx --vhdx PATH"
+    nested = found["nested virtualization"]  # Hyper-V cannot run under software emulation
+    assert not nested.ok and "SVR1, SVR2 run Hyper-V" in nested.detail
     assert any_failed(findings)
     ovmf = found["UEFI firmware (OVMF)"]
     present = all(p.is_file() for p in OVMF) and any(Path("/usr/share/qemu/firmware").glob("*.json"))
@@ -146,7 +153,7 @@ def test_chapter_2(conn: object, store: ImageStore, cache: Path, facts: HostFact
     assert memory.detail.endswith("need ~20.4 GiB (3 nodes 20 GiB + QEMU 128 MiB each under tcg)")
     disk = [f for f in findings if f.what == "disk"]
     assert len(disk) == 1 or mount_point(store.root) != mount_point(facts.instances_dir)
-    assert "building windows-server-2022 in" in " ".join(f.detail for f in disk)
+    assert "building guest-vhdx, windows-server-2022 in" in " ".join(f.detail for f in disk)
 
 
 def test_libvirt_unreachable_is_a_failure_with_the_setup_command(store: ImageStore) -> None:
