@@ -5,6 +5,7 @@ login prompt."""
 from __future__ import annotations
 
 import re
+import socket
 
 from .base import (
     DEFAULT_TIMEOUT,
@@ -102,6 +103,25 @@ class Negotiator:
         return self.text.decode("utf-8", "replace").replace("\r", "").replace("\x00", "")
 
 
+def exchange(sock: socket.socket, neg: Negotiator, deadline: Deadline) -> str:
+    """One read from the server: fed to the negotiator, its refusals sent back.
+    Returns "data", "timeout" (nothing before the deadline) or "closed" (EOF or reset)."""
+    sock.settimeout(deadline.left())
+    try:
+        data = sock.recv(4096)
+    except TimeoutError:
+        return "timeout"
+    except (ConnectionResetError, BrokenPipeError):
+        return "closed"
+    if not data:
+        return "closed"
+    neg.feed(data)
+    replies = neg.take_replies()
+    if replies:
+        sock.sendall(replies)
+    return "data"
+
+
 def telnet_negotiate(
     host: str,
     port: int = 23,
@@ -125,21 +145,10 @@ def telnet_negotiate(
         closed = False
         with connect(host, port, deadline) as sock:
             while not deadline.expired:
-                sock.settimeout(deadline.left())
-                try:
-                    data = sock.recv(4096)
-                except TimeoutError:
+                got = exchange(sock, neg, deadline)
+                if got != "data":
+                    closed = got == "closed"
                     break
-                except (ConnectionResetError, BrokenPipeError):
-                    closed = True
-                    break
-                if not data:
-                    closed = True
-                    break
-                neg.feed(data)
-                replies = neg.take_replies()
-                if replies:
-                    sock.sendall(replies)
                 if neg.seen and PROMPT.search(neg.screen()):
                     break
                 if not neg.seen and len(neg.text) >= 16:  # text first: not a telnet server
@@ -233,19 +242,11 @@ def telnet_login(
                     for p in (pattern, *stops):
                         if p.search(text):
                             return text, p
-                    sock.settimeout(deadline.left())
-                    try:
-                        data = sock.recv(4096)
-                    except TimeoutError:
-                        break
-                    except (ConnectionResetError, BrokenPipeError):
-                        data = b""
-                    if not data:
+                    got = exchange(sock, neg, deadline)
+                    if got == "closed":
                         return neg.screen()[mark:], None
-                    neg.feed(data)
-                    replies = neg.take_replies()
-                    if replies:
-                        sock.sendall(replies)
+                    if got == "timeout":
+                        break
                 return neg.screen()[mark:], None
 
             text, hit = until(USER_PROMPT)
