@@ -1,27 +1,33 @@
-"""chapter-2-linux on real guests: the README's lab, deployed, checked, solved and checked again.
+"""chapter-2-linux on real guests: the README's lab, deployed, checked, solved and graded.
 
 Six Debian guests under software emulation (about eight minutes to deploy here), with four nested
 tickers on the two hypervisors. The checker self-test covers all twelve steps: the domain join, the
 networking half of seed 004 (router, NAT, Telnet, RDP on 35000, port forwards), and the
 virtualization half (migration settings, three kinds of live migration, replica, failover), with the
 replication interval shortened to 60 s by a lab variable.
+
+The check after `lab solve` is `lab grade` itself, over a roster of two students: the solved
+instance and one that was never deployed. A second deployed instance would cost six more emulated
+guests (about ten minutes); chapter-1's test grades two deployed instances.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hyperlab.deploy import host_plan
-from hyperlab.grading.selftest import prove_checkers
+from hyperlab.grading.runner import run_checks
+from hyperlab.grading.selftest import assert_solved, assert_unsolved
 from hyperlab.load import load_lab
 from tests.integration.conftest import inventory, run_lab
 
 pytestmark = pytest.mark.vm
 LAB = "labs/chapter-2-linux/lab.yaml"
-INSTANCE = "c2ci"
+INSTANCE, ABSENT = "c2ci", "c2never"
 INTERVAL = 60
 
 
@@ -31,18 +37,35 @@ def deployed(conn: object, lab_env: dict[str, str]) -> Iterator[dict[str, str]]:
         run_lab(lab_env, "up", LAB, "--instance", INSTANCE, "--var", f"replication_interval_seconds={INTERVAL}")
         yield lab_env
     finally:
-        run_lab(lab_env, "down", LAB, "--instance", INSTANCE, check=False)
+        down = run_lab(lab_env, "down", LAB, "--instance", INSTANCE, check=False)
         left = {kind: {n for n in names if f".{INSTANCE}." in n or n.endswith(f".{INSTANCE}")}
                 for kind, names in inventory(conn).items()}
+        assert down.returncode == 0, down.stdout + down.stderr
         assert left == {kind: set() for kind in left}, left
 
 
-def test_checkers_fail_fresh_and_pass_after_the_solutions(conn: object, deployed: dict[str, str], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HYPERLAB_GRADING_KEY", deployed["HYPERLAB_GRADING_KEY"])
+def test_checkers_fail_fresh_pass_solved_and_grade(deployed: dict[str, str], tmp_path: Path) -> None:
     loaded = load_lab(LAB)
-    before, after = prove_checkers(conn, loaded, host_plan(loaded, INSTANCE), tmp_path)  # type: ignore[arg-type]
+    before = run_checks(loaded, INSTANCE, tmp_path / "before.json", key=deployed["HYPERLAB_GRADING_KEY"])
+    assert_unsolved(before)
     statuses = {s["id"]: s["status"] for s in before["steps"]}
     assert statuses["nat"] == statuses["port-forwards"] == statuses["shared-nothing"] == statuses["failover"] == "BLOCKED"
     assert statuses["router-addressing"] == statuses["domain-join"] == "FAIL"
-    assert after["score"] == after["max"] == 100
+
+    solved = run_lab(deployed, "solve", LAB, "--instance", INSTANCE, timeout=3600)
+    assert "warning" not in solved.stderr, solved.stderr
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"student,instance\nKim Solved,{INSTANCE}\nPark Absent,{ABSENT}\n")
+    out = tmp_path / "grades"
+    run_lab(deployed, "grade", LAB, "--roster", str(roster), "-j", "2", "--out", str(out))
+    assert_solved(json.loads((out / "evidence" / "Kim_Solved.json").read_text()))
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    steps = loaded.lab.steps
+    assert {s.id: rows["Kim Solved"][s.id] for s in steps} == {s.id: str(s.points) for s in steps}
+    assert (rows["Kim Solved"]["total"], rows["Kim Solved"]["max"], rows["Kim Solved"]["notes"]) == ("100", "100", "")
+    # never deployed: ERROR in every cell, never a 0 an LMS would import as a grade
+    assert {rows["Park Absent"][s.id] for s in steps} | {rows["Park Absent"]["total"]} == {"ERROR"}
+    assert f"instance {ABSENT} is not deployed" in rows["Park Absent"]["notes"]
+    verified = run_lab(deployed, "grade", "--verify", str(out / "evidence" / "Kim_Solved.json"))
+    assert verified.stdout.startswith("ok: "), verified.stdout
