@@ -23,29 +23,11 @@ rm -f /var/tmp/linux01-last.qcow2
 virsh -q dumpxml --inactive linux01 | sed "s#/var/lib/libvirt/images/linux01.qcow2#$DIR/linux01.qcow2#" > /run/linux01.xml
 for cp in $(virsh -q checkpoint-list linux01 --name); do virsh -q checkpoint-delete linux01 "$cp" --metadata >/dev/null; done
 scp -q $OPTS /run/linux01.xml root@svr1.kosa.vm:/run/linux01.xml
-scp -q $OPTS /usr/local/sbin/replicate-guest root@svr1.kosa.vm:/usr/local/sbin/replicate-guest
-ssh $OPTS root@svr1.kosa.vm "INTERVAL=$replication_interval_seconds sh -s" <<'REMOTE'
+scp -q $OPTS /usr/local/sbin/replicate-guest /usr/local/sbin/replicate-schedule root@svr1.kosa.vm:/usr/local/sbin/
+ssh $OPTS root@svr1.kosa.vm "sh -s" <<REMOTE
 set -eu
 virsh -q define /run/linux01.xml >/dev/null
-[ "$(virsh -q domstate linux01)" = running ] || virsh -q start linux01 >/dev/null
-cat > /etc/systemd/system/replicate-linux01.service <<'UNIT'
-[Unit]
-Description=Replicate linux01 to SVR2
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/replicate-guest linux01 svr2.kosa.vm
-UNIT
-cat > /etc/systemd/system/replicate-linux01.timer <<UNIT
-[Unit]
-Description=Replicate linux01 to SVR2 every $INTERVAL s
-[Timer]
-OnActiveSec=5
-OnUnitActiveSec=$INTERVAL
-AccuracySec=1
-[Install]
-WantedBy=timers.target
-UNIT
-systemctl daemon-reload
-systemctl enable --now replicate-linux01.timer
+[ "\$(virsh -q domstate linux01)" = running ] || virsh -q start linux01 >/dev/null
+/usr/local/sbin/replicate-schedule linux01 svr2.kosa.vm $replication_interval_seconds
 REMOTE
 ssh $OPTS -O exit root@svr1.kosa.vm 2>/dev/null || true

@@ -41,23 +41,34 @@ fi
 for old in $(virsh -q checkpoint-list "$DOM" --name | grep -v "^$NEXT\$"); do virsh -q checkpoint-delete "$DOM" "$old" >/dev/null; done
 ssh $OPTS "root@$TARGET" "date +%s > $DIR/$DOM.stamp"
 SCRIPT
-cat > /etc/systemd/system/replicate-linux01.service <<'UNIT'
+install -m 0755 /dev/stdin /usr/local/sbin/replicate-schedule <<'SCRIPT'
+#!/bin/sh
+# replicate-schedule DOMAIN TARGET-HOST SECONDS: run replicate-guest DOMAIN TARGET-HOST every SECONDS s
+# from a systemd timer (failover.sh runs it again on the other host to reverse the direction).
+set -eu
+DOM=$1
+TARGET=$2
+EVERY=$3
+cat > "/etc/systemd/system/replicate-$DOM.service" <<UNIT
 [Unit]
-Description=Replicate linux01 to SVR1
+Description=Replicate $DOM to $TARGET
 [Service]
 Type=oneshot
-ExecStart=/usr/local/sbin/replicate-guest linux01 svr1.kosa.vm
+ExecStart=/usr/local/sbin/replicate-guest $DOM $TARGET
 UNIT
-cat > /etc/systemd/system/replicate-linux01.timer <<UNIT
+cat > "/etc/systemd/system/replicate-$DOM.timer" <<UNIT
 [Unit]
-Description=Replicate linux01 to SVR1 every $replication_interval_seconds s
+Description=Replicate $DOM to $TARGET every $EVERY s
 [Timer]
 OnActiveSec=5
-OnUnitActiveSec=$replication_interval_seconds
+OnUnitActiveSec=$EVERY
 AccuracySec=1
 [Install]
 WantedBy=timers.target
 UNIT
 systemctl daemon-reload
-systemctl enable --now replicate-linux01.timer
+systemctl enable --now "replicate-$DOM.timer"
+SCRIPT
+/usr/local/sbin/replicate-schedule linux01 svr1.kosa.vm "$replication_interval_seconds"
+# the first, full copy now, not at the timer's first tick: the step is done when this returns
 systemctl start replicate-linux01.service
