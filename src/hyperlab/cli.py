@@ -68,7 +68,7 @@ def list_labs(as_json: JsonOpt = False) -> None:
     """List the labs in this checkout."""
     root = find_root()
     labs = [load_lab(lab_id, root) for lab_id in lab_ids(root)]
-    rows = [{"id": l.lab.id, "title": {"ko": l.lab.title.ko, "en": l.lab.title.en}, "topology": l.lab.topology,
+    rows: list[dict[str, Any]] = [{"id": l.lab.id, "title": {"ko": l.lab.title.ko, "en": l.lab.title.en}, "topology": l.lab.topology,
              "nodes": len(l.topology.topology.nodes), "steps": len(l.lab.steps),
              "points": sum(s.points for s in l.lab.steps)} for l in labs]
     if as_json:

@@ -300,7 +300,7 @@ def list_images(
     """Show the images of the store: size, backing chain, build date."""
     store = ImageStore()
     try:
-        rows = store.list()
+        rows = store.images()
     except ImageError as e:
         fail(str(e))
     except OSError as e:

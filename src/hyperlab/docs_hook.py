@@ -633,7 +633,7 @@ def probe_functions() -> dict[str, Any]:
     for name, method in _public(Probe):
         seen: list[Any] = []
         probe = Probe("netns", Recorder())
-        probe._run = lambda fn, *args, **kwargs: seen.append(fn)  # type: ignore[method-assign]
+        probe._run = lambda fn, *args, **kwargs: seen.append(fn)  # type: ignore[method-assign,assignment]
         required = [p for p in list(inspect.signature(method).parameters.values())[1:]
                     if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         try:
@@ -701,8 +701,9 @@ def _checkers_page(lang: str) -> str:
     see = {"lab": "#instance", "node": "#node", "probe": "#probe", "host": None}
     for name, fixture in plugin_fixtures().items():
         out += [f"### `{name}` {{#fixture-{name}}}", "", doc_text(fixture.__doc__), ""]
-        if see.get(name):
-            out += [f"{w['returns']}: [{w[see[name][1:]]}]({see[name]})", ""]
+        anchor = see.get(name)
+        if anchor:
+            out += [f"{w['returns']}: [{w[anchor[1:]]}]({anchor})", ""]
 
     out += [f"## {w['instance']} {{#instance}}", "", doc_text(Instance.__doc__), ""]
     for name in INSTANCE_MEMBERS:
@@ -711,7 +712,7 @@ def _checkers_page(lang: str) -> str:
     out += [f"## {w['node']} {{#node}}", "", doc_text(Node.__doc__), ""]
     from types import SimpleNamespace
 
-    sample = Node(SimpleNamespace(name="N", os="linux"), lambda: None, Recorder())  # type: ignore[arg-type]
+    sample = Node(SimpleNamespace(name="N", os="linux"), lambda: None, Recorder())  # type: ignore[arg-type,return-value]
     attributes = [a for a in vars(sample) if not a.startswith("_")]
     out += [f"**{w['attributes']}**", "", f"| {w['field']} | {w['description']} |", "| --- | --- |"]
     out += [f"| `{a}` | {doc_text(NODE_ATTRIBUTES.get(a, ''))} |" for a in attributes] + [""]

@@ -81,13 +81,13 @@ def _node_rules(topo: Topology, src: Source) -> list[Problem]:
             hosts = _names(n for n, s in IMAGES.items() if s.can_nest)
             problems.append(src.problem((*at, "nested"), f"nodes.{name}: image {node.image!r} cannot host nested guests; use one of {hosts}"))
         for i, disk in enumerate(node.disks):
-            where = (*at, "disks", i)
+            disk_at = (*at, "disks", i)
             if (disk.size is None) == (disk.image is None):
-                problems.append(src.problem(where, f"nodes.{name}.disks[{i}]: give `size:` (an empty disk) or `image:` "
-                                                   "(an overlay of a store image), exactly one"))
+                problems.append(src.problem(disk_at, f"nodes.{name}.disks[{i}]: give `size:` (an empty disk) or `image:` "
+                                                     "(an overlay of a store image), exactly one"))
             elif disk.image is not None and disk.image not in DATA_IMAGES:
-                problems.append(src.problem((*where, "image"), f"nodes.{name}.disks[{i}]: unknown data disk image "
-                                                               f"{disk.image!r}; known ones: {_names(DATA_IMAGES)}"))
+                problems.append(src.problem((*disk_at, "image"), f"nodes.{name}.disks[{i}]: unknown data disk image "
+                                                                 f"{disk.image!r}; known ones: {_names(DATA_IMAGES)}"))
         if node.secure_boot and node.firmware != "uefi":
             problems.append(src.problem((*at, "secure_boot"), f"nodes.{name}: secure boot needs `firmware: uefi`"))
         if "domain-controller" in node.roles and topo.domain is None:

@@ -225,7 +225,7 @@ def test_debian_manifest_and_files(store, debian):
     assert store.verify("debian-12")
     for p in (path, store.file(m.kernel), store.file(m.initrd)):
         assert stat.S_IMODE(p.stat().st_mode) == 0o444, p
-    (row,) = [i for i in store.list() if i.name == "debian-12"]
+    (row,) = [i for i in store.images() if i.name == "debian-12"]
     assert row.backing_chain == [] and row.read_only and row.virtual_size == m.virtual_size
 
 

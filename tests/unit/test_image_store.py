@@ -256,7 +256,7 @@ def test_finish_overlay_and_list(tmp_path):
     # a role image that is an overlay inside the store shows its chain
     s.create_overlay("base", s.path("role"))
     s.finish("role", os_name="linux", builder="test", backing="base")
-    rows = {i.name: i for i in s.list()}
+    rows = {i.name: i for i in s.images()}
     assert set(rows) == {"base", "role"}
     assert rows["base"].backing_chain == [] and rows["base"].read_only
     assert rows["role"].backing_chain == ["base.qcow2"]
@@ -270,12 +270,12 @@ def test_list_reports_image_without_manifest(tmp_path):
 
     s = ImageStore(tmp_path)
     qemu_img("create", "-q", "-f", "qcow2", str(s.path("stray")), "1M")
-    (row,) = s.list()
+    (row,) = s.images()
     assert row.name == "stray" and row.manifest is None and "lab image build stray" in (row.error or "")
 
 
 def test_list_empty_store(tmp_path):
-    assert ImageStore(tmp_path / "none").list() == []
+    assert ImageStore(tmp_path / "none").images() == []
 
 
 # ------------------------------------------------------------------ builder helpers (pure)

@@ -239,15 +239,18 @@ class SSHChannel:
     def _sftp_client(self) -> paramiko.SFTPClient:
         transport = self._connected()
         with self._lock:
-            if self._sftp is None or self._sftp.get_channel() is None or self._sftp.get_channel().closed:
+            sftp = self._sftp
+            channel = sftp.get_channel() if sftp is not None else None
+            if sftp is None or channel is None or channel.closed:
                 try:
-                    self._sftp = paramiko.SFTPClient.from_transport(transport, window_size=WINDOW)
+                    sftp = paramiko.SFTPClient.from_transport(transport, window_size=WINDOW)
                 except (paramiko.SSHException, EOFError, OSError) as exc:
                     raise ChannelError(f"{self.node}: cannot start SFTP over SSH at {self._where()}: "
                                        f"{_plain(exc)}") from None
-                if self._sftp is None:
+                if sftp is None:
                     raise ChannelError(f"{self.node}: the SSH server at {self._where()} refused SFTP")
-            return self._sftp
+                self._sftp = sftp
+            return sftp
 
     def _drop(self) -> None:
         if self._sftp is not None:
@@ -315,7 +318,7 @@ class SSHChannel:
                     err.add(chan.recv_stderr(1 << 20))
                     busy = True
                 if pending and chan.send_ready():
-                    sent = chan.send(pending[: 1 << 20])
+                    sent = chan.send(bytes(pending[: 1 << 20]))
                     pending = pending[sent:]
                     if not pending:
                         chan.shutdown_write()

@@ -145,7 +145,7 @@ class BackingLayer(BaseModel):
 
 
 class ImageInfo(BaseModel):
-    """One row of ``ImageStore.list()``: what is on disk, read with qemu-img."""
+    """One row of ``ImageStore.images()``: what is on disk, read with qemu-img."""
 
     name: str
     path: Path
@@ -269,7 +269,7 @@ class ImageStore:
                 found.append(stem)
         return sorted(found)
 
-    def list(self) -> list[ImageInfo]:
+    def images(self) -> list[ImageInfo]:
         infos: list[ImageInfo] = []
         for name in self.names():
             p = self.path(name)
