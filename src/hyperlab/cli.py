@@ -355,12 +355,16 @@ def exec_(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")],
           node: Annotated[str, typer.Argument(help="Node to run the command on.")],
           command: Annotated[list[str], typer.Argument(help="The command, after --.")],
           instance: InstanceOpt = "default",
-          timeout: Annotated[float, typer.Option(help="Seconds before the command is killed.")] = 600) -> None:
+          timeout: Annotated[float, typer.Option(help="Seconds before the command is killed.")] = 600,
+          stdin: Annotated[bool, typer.Option("--stdin", help="Send this standard input to the command "
+                                              "(read to its end first), like `kubectl exec -i`.")] = False) -> None:
     """Run a command on a node through its guest agent; exit code, stdout and stderr are the command's."""
     from hyperlab.deploy import channel_for
 
     session = _Session(lab, instance, "tcg")
-    result = channel_for(session.conn, session.node(node)).run(command, timeout=timeout)
+    # opt-in: a standard input inherited from a parent that never closes it would hang every exec
+    data = sys.stdin.buffer.read() if stdin else None
+    result = channel_for(session.conn, session.node(node)).run(command, input=data, timeout=timeout)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.timed_out:

@@ -59,10 +59,11 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {**os.environ, "HYPERLAB_ACCEL": os.environ.get("HYPERLAB_ACCEL", "tcg"), "HYPERLAB_GRADING_KEY": str(key)}
 
 
-def run_lab(env: dict[str, str], *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+def run_lab(env: dict[str, str], *args: str, check: bool = True, timeout: float = 1800,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
     """`lab ARGS` in its own process from the checkout; a non-zero exit fails with its output."""
     result = subprocess.run([sys.executable, "-m", "hyperlab", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
+                            text=True, timeout=timeout, input=input)
     if check and result.returncode != 0:
         raise AssertionError(f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result

@@ -9,6 +9,7 @@ takes a quarter of an hour or more on a 2-core host under TCG.
 from __future__ import annotations
 
 import csv
+import hashlib
 import subprocess
 import sys
 import time
@@ -52,6 +53,11 @@ def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, l
                            "/var/lib/libvirt/images/tiny.vmlinuz 644 root",
                            "/var/lib/libvirt/images/tiny.initrd 644 root",
                            "/var/lib/libvirt/images/tiny.cmdline 644 root"]
+        # `lab exec --stdin` hands its standard input to the guest's command; without it the command gets none
+        piped = run_lab(lab_env, "exec", LAB, "HV1", "--instance", SOLVED, "--stdin", "--", "sha256sum", input="hyperlab\n")
+        assert piped.stdout.split()[0] == hashlib.sha256(b"hyperlab\n").hexdigest(), piped.stdout
+        unpiped = run_lab(lab_env, "exec", LAB, "HV1", "--instance", SOLVED, "--", "wc", "-c", input="hyperlab\n")
+        assert unpiped.stdout.strip() == "0", unpiped.stdout
         loaded = load_lab(LAB, ROOT)
         before, after = prove_checkers(conn, loaded, host_plan(loaded, SOLVED), tmp_path,  # type: ignore[arg-type]
                                        key=lab_env["HYPERLAB_GRADING_KEY"])
