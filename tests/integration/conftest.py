@@ -67,3 +67,23 @@ def run_lab(env: dict[str, str], *args: str, check: bool = True, timeout: float 
     if check and result.returncode != 0:
         raise AssertionError(f"lab {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def up_at_once(env: dict[str, str], lab: str, instances: tuple[str, ...], *options: str, timeout: float = 3600) -> None:
+    """`lab up` of several instances of one lab at once. Every one has ended (or been killed) before
+    this fails, so that the caller's `lab down` never races an `up` still running."""
+    procs = {name: subprocess.Popen([sys.executable, "-m", "hyperlab", "up", lab, "--instance", name, *options], cwd=ROOT,
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for name in instances}
+    outputs = {}
+    try:
+        for name, proc in procs.items():
+            outputs[name] = proc.communicate(timeout=timeout)[0]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    failed = [f"lab up --instance {name} exited {proc.returncode}\n{outputs[name]}"
+              for name, proc in procs.items() if proc.returncode != 0]
+    assert not failed, "\n".join(failed)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, inventory, run_lab
+from tests.integration.conftest import ROOT, inventory, run_lab, up_at_once
 
 pytestmark = pytest.mark.vm
 LAB = "labs/chapter-1/lab.yaml"
@@ -38,12 +36,7 @@ def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, l
     assert not ours(inventory(conn)), "chapter-1 instances are left over from an earlier run; `lab down` them first"
     started = time.monotonic()
     try:
-        # both instances boot at once: one Debian guest each
-        ups = [subprocess.Popen([sys.executable, "-m", "hyperlab", "up", LAB, "--instance", name], cwd=ROOT, env=lab_env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for name in (SOLVED, FRESH)]
-        for name, proc in zip((SOLVED, FRESH), ups):
-            output, _ = proc.communicate(timeout=1800)
-            assert proc.returncode == 0, f"lab up --instance {name} exited {proc.returncode}\n{output}"
+        up_at_once(lab_env, LAB, (SOLVED, FRESH))  # one Debian guest each
         up = time.monotonic()
         # the framework put the tiny image on HV1, once, and readable by libvirt's QEMU
         listing = run_lab(lab_env, "exec", LAB, "HV1", "--instance", SOLVED, "--", "stat", "-c", "%n %a %U",
