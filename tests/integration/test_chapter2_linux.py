@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,12 @@ def test_fresh_fails_solved_passes_and_the_gradebook_says_so(deployed: dict[str,
     # never deployed: ERROR in every cell, never a 0 an LMS would import as a grade
     assert {rows["Park Absent"][step] for step in steps} | {rows["Park Absent"]["total"]} == {"ERROR"}
     assert f"instance {ABSENT} is not deployed" in rows["Park Absent"]["notes"]
+    # the JUnit XML for the CI of an LMS: one suite per student, a FAIL a failure, BLOCKED skipped, ERROR an error
+    suites = {suite.get("name"): suite for suite in ET.parse(out / "junit.xml").getroot()}
+    counts = {name: tuple(int(suite.get(k, "-1")) for k in ("tests", "failures", "skipped", "errors"))
+              for name, suite in suites.items()}
+    blocked = sum(status == "BLOCKED" for status in statuses.values())
+    assert counts == {"Kim Solved": (12, 0, 0, 0), "Lee Fresh": (12, 12 - blocked, blocked, 0), "Park Absent": (12, 0, 0, 12)}
     verified = run_lab(deployed, "grade", "--verify", str(out / "evidence" / "Kim_Solved.json"))
     assert verified.stdout.startswith("ok: "), verified.stdout
 
