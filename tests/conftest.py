@@ -1,18 +1,17 @@
-"""Two workers for the suite (`pytest -n 2`, pytest-xdist's loadgroup): chapter-2-linux's end-to-end
-test on one, everything else on the other, in its usual order.
+"""Two workers for the suite (`pytest -n 2`, pytest-xdist's loadgroup): chapter-1's end-to-end test
+on one, everything else on the other, in its usual order.
 
-chapter-2-linux is the longest test by far (two instances of six guests, twelve solved steps: about
-forty minutes); everything else together, chapter-1's end to end included, takes about as long.
-Side by side, the host's two cores both work. Everything else stays in one group because many of
-those tests share host resources (libvirtd's inventory, network namespaces, the image store) and
-were written to run one at a time; the two chapter labs only use their own instances.
+chapter-1 spends most of its quarter of an hour on one emulated CPU booting a nested guest, while
+the rest of the suite mostly waits on other guests: side by side, the host's two cores both work.
+Everything else stays in one group because many of those tests share host resources (libvirtd's
+inventory, network namespaces, the image store) and were written to run one at a time.
 """
 
 from __future__ import annotations
 
 import pytest
 
-ALONE = {"test_chapter2_linux.py": "chapter-2-linux"}
+ALONE = {"test_chapter1.py": "chapter-1"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
