@@ -123,20 +123,23 @@ def ensure_images(store: ImageStore, names: set[str], progress: Progress = _quie
 
     builders: dict[str, Callable[..., ImageManifest]] = {"debian-12": build_debian, "tiny": build_tiny, "ticker": build_ticker}
     for name in sorted(names):
-        if store.exists(name):
-            continue
         if name not in builders:
-            raise ImageMissing(name, store.root)
+            if not store.exists(name):
+                raise ImageMissing(name, store.root)
+            continue
 
         def report(phase: str, fraction: float, name: str = name) -> None:
             if fraction in (0.0, 1.0):
                 progress(f"image {name}", f"{phase} {'started' if fraction == 0.0 else 'done'}")
 
+        # the builder returns the store's image when it is there and current, and builds it otherwise;
         # two `lab up`s at once on a fresh host: the second waits for the first one's build and uses it
-        while not store.exists(name):
+        while True:
             try:
-                progress(f"image {name}", "building (a few minutes, once)")
+                if not store.exists(name):
+                    progress(f"image {name}", "building (a few minutes, once)")
                 builders[name](store, name, progress=report)
+                break
             except ImageBusy:
                 progress(f"image {name}", "being built by another process: waiting for it")
                 store.wait_unlocked(name)

@@ -17,6 +17,7 @@ from hyperlab.deploy import (
 )
 from hyperlab.guest.base import RunResult
 from hyperlab.images.store import ImageManifest, ImageStore
+from hyperlab.images.ticker import KERNEL_SHA256
 from hyperlab.load import load_lab
 from hyperlab.plan import plan
 
@@ -43,7 +44,8 @@ def ticker_store(root: Path) -> ImageStore:
     store.ensure_root()
     store.path("ticker").write_bytes(b"disk")
     store.file("ticker.vmlinuz").write_bytes(b"kernel")
-    store.write_manifest(ImageManifest(name="ticker", os="linux", size=4, sha256=SHA, kernel="ticker.vmlinuz"))
+    store.write_manifest(ImageManifest(name="ticker", os="linux", size=4, sha256=SHA, kernel="ticker.vmlinuz",
+                                       notes={"kernel_sha256": KERNEL_SHA256}))
     return store
 
 

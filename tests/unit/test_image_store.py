@@ -348,6 +348,7 @@ def test_a_second_lab_up_waits_for_the_build_in_progress_and_uses_it(tmp_path: P
 
     from hyperlab.deploy import ensure_images
     from hyperlab.images.store import ImageManifest
+    from hyperlab.images.ticker import KERNEL_SHA256
 
     store = ImageStore(tmp_path)
     seen: list[str] = []
@@ -357,8 +358,30 @@ def test_a_second_lab_up_waits_for_the_build_in_progress_and_uses_it(tmp_path: P
         waiter.join(1.0)
         assert waiter.is_alive(), "it must wait for the build, not fail or build a second copy"
         store.path("ticker").write_bytes(b"disk")
-        store.write_manifest(ImageManifest(name="ticker", os="linux", size=4, sha256="ab" * 32))
+        store.write_manifest(ImageManifest(name="ticker", os="linux", size=4, sha256="ab" * 32,
+                                           notes={"kernel_sha256": KERNEL_SHA256}))
     waiter.join(10)
     assert not waiter.is_alive()
     assert "being built by another process: waiting for it" in seen
     assert store.path("ticker").read_bytes() == b"disk"  # the other build's result, not a rebuild
+
+
+def test_a_ticker_from_an_older_kernel_is_rebuilt_and_a_current_one_kept(tmp_path: Path) -> None:
+    from hyperlab.deploy import ensure_images
+    from hyperlab.images.ticker import KERNEL
+
+    store = ImageStore(tmp_path)
+    ensure_images(store, {"ticker"})
+    manifest = store.get("ticker")
+    # an older hyperlab's ticker: another kernel, a manifest without the current kernel's hash
+    (tmp_path / "ticker.vmlinuz").chmod(0o644)
+    (tmp_path / "ticker.vmlinuz").write_bytes(b"old kernel")
+    manifest.notes.pop("kernel_sha256")
+    store.write_manifest(manifest)
+    seen: list[str] = []
+    ensure_images(store, {"ticker"}, lambda _n, phase: seen.append(phase))
+    assert (tmp_path / "ticker.vmlinuz").read_bytes() == KERNEL
+    assert "kernel started" in seen
+    seen.clear()
+    ensure_images(store, {"ticker"}, lambda _n, phase: seen.append(phase))
+    assert seen == [], "a current ticker is used as it is"

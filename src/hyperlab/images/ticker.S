@@ -2,7 +2,9 @@
  *
  * The nested guests of chapter-2-linux's migration steps. Under software emulation inside
  * software emulation a Linux guest needs minutes to boot; this program is running within
- * milliseconds and idles on `hlt` between timer interrupts, so four of them cost nothing.
+ * milliseconds and idles on `hlt` between timer interrupts. Each interrupt still costs its
+ * hypervisor host real work (QEMU's timer, emulated in turn): at 100 Hz three tickers kept SVR1's
+ * one CPU busy, so the clock runs at 20 Hz, close to the PIT's slowest (18.2 Hz).
  * Its count lives in RAM only: a guest that moved while running keeps counting on the new
  * host, a guest that was restarted prints `hyperlab-ticker: start` and counts from 0 again.
  *
@@ -15,7 +17,7 @@
  */
     .code32
     .set BASE, 0x100000
-    .set HZ, 100
+    .set HZ, 20
     .set EVERY, 5
     .text
 header:
