@@ -51,9 +51,10 @@ def main() -> int:
         rows = []
         for hz in RATES:
             console = work / f"console{hz}.log"
-            used = cpu_seconds(kernel(hz, work), console)
+            image = kernel(hz, work)
+            used = cpu_seconds(image, console)
             counts = ticker.uptimes(console.read_text(errors="replace"))
-            rows.append(f"| {hz} Hz{' (shipped)' if kernel(hz, work).read_bytes() == ticker.KERNEL else ''} | "
+            rows.append(f"| {hz} Hz{' (shipped)' if image.read_bytes() == ticker.KERNEL else ''} | "
                         f"{100 * used / SECONDS:.1f}% | {counts[-1] if counts else 'none'} |")
     block = "\n".join([BEGIN, f"One idle ticker under QEMU TCG for {SECONDS} s, one level of emulation (`python3 bench/ticker.py`):",
                        "", "| timer rate | CPU of one host core | last count on the console |", "| --- | --- | --- |",
