@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -237,6 +238,12 @@ class _Session:
     def progress(self, node: str, phase: str) -> None:
         err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/] [bold]{node}[/]: {phase}")
 
+    def changing(self, command: str) -> AbstractContextManager[None]:
+        """The instance's lock, held while `command` changes it (refused if another command holds it)."""
+        from hyperlab.instance_lock import changing
+
+        return changing(self.plan, command)
+
 
 def _host_errors(func: F) -> F:
     """Problems of the host or of the deployment: one line, exit 1 (not the student's YAML)."""
@@ -248,12 +255,13 @@ def _host_errors(func: F) -> F:
         from hyperlab.guest.base import ChannelError
         from hyperlab.hostnet import HostNetError
         from hyperlab.images.store import ImageError
+        from hyperlab.instance_lock import InstanceBusy
         from hyperlab.libvirt.apply import GoldenImageProblem, StaleInstance
         from hyperlab.libvirt.conn import ForeignObject, HostProblem
 
         try:
             return func(*args, **kwargs)
-        except (ForeignObject, StaleInstance) as exc:
+        except (ForeignObject, StaleInstance, InstanceBusy) as exc:
             for line in str(exc).splitlines():
                 err.print(f"refused: {line}", markup=False)
             raise typer.Exit(2) from None
@@ -298,9 +306,10 @@ def up(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")], ins
     overrides = parse_overrides(var or [], load_lab(lab).lab.variables)
     session = _Session(lab, instance, accel, deploying=True)
     err.print(f"accel: {session.accel.accel} ({session.accel.reason})", markup=False)
-    ensure_images(session.store, {v.image for n in session.plan.nodes for v in n.volumes if v.image}, session.progress)
-    changes = deploy_up(session.conn, session.loaded, session.plan, timeout=timeout, progress=session.progress,
-                        variables=overrides)
+    with session.changing("up"):
+        ensure_images(session.store, {v.image for n in session.plan.nodes for v in n.volumes if v.image}, session.progress)
+        changes = deploy_up(session.conn, session.loaded, session.plan, timeout=timeout, progress=session.progress,
+                            variables=overrides)
     made = [c for c in changes if c.action != "kept"]
     err.print(f"{len(made)} object(s) created or started, {len(changes) - len(made)} kept", markup=False)
     if not _status_table(session, as_json=False):
@@ -325,7 +334,8 @@ def down(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")], i
     from hyperlab.deploy import down as deploy_down
 
     session = _Session(lab, instance, "tcg")
-    changes = deploy_down(session.conn, session.plan, session.progress)
+    with session.changing("down"):
+        changes = deploy_down(session.conn, session.plan, session.progress)
     for change in changes:
         out.print(str(change), markup=False)
     if not changes:
@@ -344,7 +354,8 @@ def reset(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")],
 
     session = _Session(lab, instance, "tcg")
     names = [session.node(n).name for n in nodes] if nodes else [n.name for n in session.plan.nodes]
-    deploy_reset(session.conn, session.loaded, session.plan, names, timeout=timeout, progress=session.progress)
+    with session.changing("reset"):
+        deploy_reset(session.conn, session.loaded, session.plan, names, timeout=timeout, progress=session.progress)
     _status_table(session, as_json=False)
 
 

@@ -183,7 +183,8 @@ def _solve(lab: str, instance: str, steps: list[str] | None) -> None:
     from hyperlab.grading.solve import solve
 
     session = _Session(lab, instance, "tcg")
-    unsolved = solve(session.conn, session.loaded, session.plan, steps, session.progress)
+    with session.changing("solve"):
+        unsolved = solve(session.conn, session.loaded, session.plan, steps, session.progress)
     for step_id in unsolved:
         err.print(f"warning: step {step_id} has no reference solution in lab.yaml", markup=False)
     out.print(f"solved {session.plan.lab} / {session.plan.instance}; see `lab check {session.plan.lab}"

@@ -94,3 +94,19 @@ def test_an_instance_deployed_from_another_topology_version_is_refused(conn, lab
     changed = lab_plan.model_copy(update={"topology_hash": "0" * 16})
     with pytest.raises(StaleInstance, match="another version of topology kosa-linux; `lab down"):
         converge(conn, changed)
+
+
+def test_a_command_on_an_instance_another_command_is_changing_is_refused(conn) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from hyperlab.deploy import host_plan
+    from hyperlab.instance_lock import changing
+
+    before = inventory(conn)
+    with changing(host_plan(load_lab("chapter-1", ROOT), "lockt"), "up"):
+        result = subprocess.run([sys.executable, "-m", "hyperlab", "down", "chapter-1", "--instance", "lockt"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("refused: `lab up` (pid ") and result.stderr.count("\n") == 1, result.stderr
+    assert "is changing chapter-1 instance lockt right now" in result.stderr
+    assert inventory(conn) == before
