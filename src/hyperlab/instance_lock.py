@@ -5,6 +5,8 @@ runs) would define and remove the same libvirt objects under each other and fail
 libvirt's errors. The second one is refused before it touches anything, and told who holds the
 instance. The lock is flock(2) on a file beside the instances' folders: the kernel releases it
 when its holder exits, however it exits, so a killed command never leaves the instance locked.
+The files stay after `lab down` (a line each): deleting one while another process opens it would
+let two commands lock two different files.
 """
 
 from __future__ import annotations
