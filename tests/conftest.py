@@ -1,7 +1,7 @@
 """Two workers for the suite (`pytest -n 2`, pytest-xdist's loadgroup): chapter-1's end-to-end test
 on one, everything else on the other, in its usual order.
 
-chapter-1 spends most of its quarter of an hour on one emulated CPU booting a nested guest, while
+chapter-1 spends most of its 40 minutes on one emulated CPU booting nested guests, while
 the rest of the suite mostly waits on other guests: side by side, the host's two cores both work.
 Everything else stays in one group because many of those tests share host resources (libvirtd's
 inventory, network namespaces, the image store) and were written to run one at a time.
