@@ -22,19 +22,12 @@ from hyperlab.images import ticker
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- TICKER:BEGIN -->", "<!-- TICKER:END -->"
-SOURCE = Path(ticker.__file__).with_name("ticker.S")
 SECONDS = 30
 RATES = (100, 20)
 
 
-def kernel(hz: int, work: Path) -> Path:
-    source = work / f"ticker{hz}.S"
-    source.write_text(re.sub(r"\.set HZ, \d+", f".set HZ, {hz}", SOURCE.read_text()))
-    subprocess.run(["as", "--32", "-o", str(work / f"t{hz}.o"), str(source)], check=True)
-    out = work / f"ticker{hz}.bin"
-    subprocess.run(["ld", "-m", "elf_i386", "--oformat", "binary", "-Ttext", "0", "-e", "0", "-o", str(out),
-                    str(work / f"t{hz}.o")], check=True)
-    return out
+def kernel(hz: int, work: Path) -> bytes:
+    return ticker.assemble(re.sub(r"\.set HZ, \d+", f".set HZ, {hz}", ticker.SOURCE.read_text()), work)
 
 
 def cpu_seconds(image: Path, console: Path) -> float:
@@ -51,10 +44,12 @@ def main() -> int:
         rows = []
         for hz in RATES:
             console = work / f"console{hz}.log"
-            image = kernel(hz, work)
+            code = kernel(hz, work)
+            image = work / f"ticker{hz}.bin"
+            image.write_bytes(code)
             used = cpu_seconds(image, console)
             counts = ticker.uptimes(console.read_text(errors="replace"))
-            rows.append(f"| {hz} Hz{' (shipped)' if image.read_bytes() == ticker.KERNEL else ''} | "
+            rows.append(f"| {hz} Hz{' (shipped)' if code == ticker.KERNEL else ''} | "
                         f"{100 * used / SECONDS:.1f}% | {counts[-1] if counts else 'none'} |")
     block = "\n".join([BEGIN, f"One idle ticker under QEMU TCG for {SECONDS} s, one level of emulation (`python3 bench/ticker.py`):",
                        "", "| timer rate | CPU of one host core | last count on the console |", "| --- | --- | --- |",

@@ -13,7 +13,6 @@ import pytest
 from hyperlab.images import ticker
 from hyperlab.images.ticker import KERNEL, START_LINE, uptimes
 
-SOURCE = Path(ticker.__file__).with_name("ticker.S")
 MAGIC = 0x1BADB002
 BASE = 0x100000
 
@@ -21,10 +20,7 @@ BASE = 0x100000
 def assemble(tmp: Path) -> bytes:
     for tool in ("as", "ld"):
         assert shutil.which(tool), f"{tool} is missing: install binutils (bash scripts/setup-host.sh)"
-    subprocess.run(["as", "--32", "-o", str(tmp / "t.o"), str(SOURCE)], check=True)
-    subprocess.run(["ld", "-m", "elf_i386", "--oformat", "binary", "-Ttext", "0", "-e", "0", "-o", str(tmp / "t.bin"),
-                    str(tmp / "t.o")], check=True)
-    return (tmp / "t.bin").read_bytes()
+    return ticker.assemble(ticker.SOURCE.read_text(), tmp)
 
 
 def test_shipped_kernel_is_the_assembled_source(tmp_path: Path) -> None:
