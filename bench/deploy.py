@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from hyperlab.accel import cpu_vendor, resolve_accel
-from hyperlab.deploy import down, ensure_images, instance_key, reset, up
+from hyperlab.host.accel import cpu_vendor, resolve_accel
+from hyperlab.ops.deploy import down, ensure_images, instance_key, reset, up
 from hyperlab.images.store import ImageStore
-from hyperlab.libvirt.conn import connect
-from hyperlab.load import load_lab
-from hyperlab.plan import HostFacts, plan
+from hyperlab.host.conn import connect
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import HostFacts, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"

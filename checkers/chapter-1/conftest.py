@@ -84,7 +84,7 @@ class Hypervisor:
 
     def expected_accel(self) -> str:
         """The domain type HV1's guests can use: kvm only when HV1 itself runs under KVM (nested KVM)."""
-        from hyperlab.libvirt.conn import lookup_domain
+        from hyperlab.host.conn import lookup_domain
 
         domain = lookup_domain(self.lab.conn(), self.lab.plan.node("HV1").domain)
         if domain is None:

@@ -11,14 +11,14 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from hyperlab.plan import HostFacts
+from hyperlab.core.plan import HostFacts
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def conn() -> Iterator[object]:
-    from hyperlab.libvirt.conn import connect
+    from hyperlab.host.conn import connect
 
     connection = connect()  # fails loudly (HostProblem) when libvirtd is down: run scripts/setup-host.sh
     yield connection

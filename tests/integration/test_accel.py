@@ -24,8 +24,8 @@ from typing import Self
 
 import pytest
 
-from hyperlab import accel
-from hyperlab.accel import (
+from hyperlab.host import accel
+from hyperlab.host.accel import (
     KVM_TIMEOUT,
     PROBE_TAG,
     AccelUnavailable,

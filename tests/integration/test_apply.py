@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from hyperlab.libvirt.apply import converge, teardown
-from hyperlab.libvirt.conn import ForeignObject, lookup_domain
-from hyperlab.load import load_lab
-from hyperlab.plan import HostFacts, plan
+from hyperlab.host.apply import converge, teardown
+from hyperlab.host.conn import ForeignObject, lookup_domain
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import HostFacts, plan
 from tests.integration.conftest import ROOT, inventory
 
 pytestmark = pytest.mark.libvirtd
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.libvirtd
 def lab_plan(fake_images: HostFacts, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     p = plan(load_lab("chapter-2-linux", ROOT), f"t{abs(hash(request.node.name)) % 10**6}", fake_images)
     yield p
-    from hyperlab.libvirt.conn import connect
+    from hyperlab.host.conn import connect
 
     teardown(connect(), p)
 
@@ -78,7 +78,7 @@ def test_two_instances_coexist(conn, fake_images: HostFacts) -> None:  # type: i
 
 
 def test_a_run_killed_before_the_pool_was_defined_is_claimed_by_the_next(conn, lab_plan) -> None:  # type: ignore[no-untyped-def]
-    from hyperlab.libvirt.apply import write_record
+    from hyperlab.host.apply import write_record
 
     before = inventory(conn)
     write_record(lab_plan)  # what a run killed right after its first step leaves behind
@@ -88,7 +88,7 @@ def test_a_run_killed_before_the_pool_was_defined_is_claimed_by_the_next(conn, l
 
 
 def test_an_instance_deployed_from_another_topology_version_is_refused(conn, lab_plan) -> None:  # type: ignore[no-untyped-def]
-    from hyperlab.libvirt.apply import StaleInstance
+    from hyperlab.host.apply import StaleInstance
 
     converge(conn, lab_plan)
     changed = lab_plan.model_copy(update={"topology_hash": "0" * 16})
@@ -99,8 +99,8 @@ def test_an_instance_deployed_from_another_topology_version_is_refused(conn, lab
 def test_a_command_on_an_instance_another_command_is_changing_is_refused(conn) -> None:  # type: ignore[no-untyped-def]
     import sys
 
-    from hyperlab.deploy import host_plan
-    from hyperlab.instance_lock import changing
+    from hyperlab.ops.deploy import host_plan
+    from hyperlab.host.instance_lock import changing
 
     before = inventory(conn)
     with changing(host_plan(load_lab("chapter-1", ROOT), "lockt"), "up"):

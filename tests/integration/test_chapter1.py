@@ -28,9 +28,9 @@ def ours(names: dict[str, set[str]]) -> set[str]:
 
 def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, lab_env: dict[str, str], tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from hyperlab.deploy import host_plan
+    from hyperlab.ops.deploy import host_plan
     from hyperlab.grading.selftest import prove_checkers
-    from hyperlab.load import load_lab
+    from hyperlab.core.load import load_lab
 
     monkeypatch.setenv("HYPERLAB_GRADING_KEY", lab_env["HYPERLAB_GRADING_KEY"])
     assert not ours(inventory(conn, alongside=True)), \

@@ -24,7 +24,7 @@ import pytest
 
 from hyperlab.grading.runner import run_checks
 from hyperlab.grading.selftest import assert_solved, assert_unsolved
-from hyperlab.load import load_lab
+from hyperlab.core.load import load_lab
 from tests.integration.conftest import inventory, run_lab
 
 pytestmark = pytest.mark.vm

@@ -116,7 +116,7 @@ def test_built_site_fetches_nothing_from_the_internet(site: Path) -> None:
 
 
 def test_chapter_2_in_chromium(site: Path, server: _Server, tmp_path: Path) -> None:
-    from hyperlab.load import load_lab
+    from hyperlab.core.load import load_lab
 
     lab = load_lab("chapter-2", ROOT).lab
     expected = [(s.id, s.points) for s in lab.steps]

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.accel import AccelReport
-from hyperlab.catalog import IMAGES
-from hyperlab.doctor import (
+from hyperlab.host.accel import AccelReport
+from hyperlab.core.catalog import IMAGES
+from hyperlab.ops.doctor import (
     KVM_FIX,
     Finding,
     any_failed,
@@ -32,8 +32,8 @@ from hyperlab.doctor import (
     mount_point,
 )
 from hyperlab.images.store import ImageStore
-from hyperlab.load import load_lab
-from hyperlab.plan import HostFacts
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import HostFacts
 
 pytestmark = pytest.mark.libvirtd
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.deploy import host_plan
+from hyperlab.ops.deploy import host_plan
 from hyperlab.grading.selftest import prove_checkers
-from hyperlab.libvirt.conn import lookup_domain
-from hyperlab.load import load_lab
+from hyperlab.host.conn import lookup_domain
+from hyperlab.core.load import load_lab
 from tests.integration.conftest import ROOT, inventory, run_lab
 
 pytestmark = pytest.mark.vm
@@ -131,7 +131,7 @@ def test_grade_writes_full_zero_and_error(deployed: dict[str, str], tmp_path: Pa
 
 
 def redefine_with_new_uuid(name: str) -> None:
-    from hyperlab.libvirt.conn import connect
+    from hyperlab.host.conn import connect
 
     conn = connect()
     try:

@@ -1,4 +1,4 @@
-"""hyperlab.hostnet against real libvirt bridges, with guests simulated by network namespaces.
+"""hyperlab.host.hostnet against real libvirt bridges, with guests simulated by network namespaces.
 
 A tiny lab (nat 192.168.1.0/24 with the host side at .2, isolated 192.168.50.0/24 with .2) runs as
 instances t1 and t2 (identical subnets) and t3 (only for the clean-removal test). "Guests" are
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab import hostnet
-from hyperlab.libvirt.xml import network_xml
-from hyperlab.load import load_lab
-from hyperlab.plan import Plan, plan
+from hyperlab.host import hostnet
+from hyperlab.render.libvirt_xml import network_xml
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import Plan, plan
 
 pytestmark = pytest.mark.libvirtd
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hyperlab.load import LoadedLab, load_lab
+from hyperlab.core.load import LoadedLab, load_lab
 
 ONE_STEP = "steps: [{id: s, title: {ko: 가, en: a}, points: 1}]\n"
 

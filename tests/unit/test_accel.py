@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab import accel
-from hyperlab.accel import (
+from hyperlab.host import accel
+from hyperlab.host.accel import (
     AccelReport,
     AccelUnavailable,
     ProbeGuest,
@@ -24,7 +24,7 @@ from hyperlab.accel import (
     save_cached,
     verdict,
 )
-from hyperlab.errors import UsageError
+from hyperlab.core.errors import UsageError
 
 HUNG = AccelReport("tcg", "hung", "/dev/kvm exists but a test guest hung under KVM (no kernel output after 15 s)",
                    tested=True, seconds=15.0)

@@ -86,7 +86,7 @@ def test_enums_are_turned_into_strings_in_the_queries() -> None:
 
 def test_start_scripts_read_the_secrets_the_framework_writes() -> None:
     """deploy.py writes each secret as C:\\hyperlab\\secrets\\<name> (no extension)."""
-    from hyperlab.deploy import SECRET_NAMES, SECRETS_DIR
+    from hyperlab.ops.deploy import SECRET_NAMES, SECRETS_DIR
 
     folder = SECRETS_DIR["windows"]
     for path in SCRIPTS:
@@ -96,7 +96,7 @@ def test_start_scripts_read_the_secrets_the_framework_writes() -> None:
 
 def test_start_scripts_mirror_the_lab_variables() -> None:
     """The start scripts read the guest-disk names from lab.env, with lab.yaml's values as defaults."""
-    from hyperlab.load import load_lab
+    from hyperlab.core.load import load_lab
 
     variables = load_lab("chapter-2", LAB.parents[1]).lab.variables
     for name in ("install-hyperv.ps1", "promote-dc.ps1"):
@@ -109,10 +109,10 @@ def test_start_scripts_mirror_the_lab_variables() -> None:
 
 
 def test_lab_env_lines_are_what_the_start_scripts_match() -> None:
-    """hyperlab.variables writes NAME='VALUE'; the scripts' pattern reads exactly that (same regex in .NET)."""
+    """hyperlab.core.variables writes NAME='VALUE'; the scripts' pattern reads exactly that (same regex in .NET)."""
     import re
 
-    from hyperlab.variables import env_text
+    from hyperlab.core.variables import env_text
 
     pattern = re.compile(r"^(\w+)='(.*)'$")
     lines = env_text({"guest_disk_file": "win2003.vhdx", "guest_parent_path": "C:\\Hyper-V\\Parent"}).splitlines()

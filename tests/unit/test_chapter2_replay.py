@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from hyperlab.load import load_lab
-from hyperlab.plan import HostFacts, plan
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import HostFacts, plan
 from hyperlab.probes import Outcome, ProbeResult
 from tests.unit.chapter2_support import LAB, checker_module, replay_nodes
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.schema import SCHEMAS, schema_text
+from hyperlab.core.schema import SCHEMAS, schema_text
 from tests.unit.clihelp import run_lab
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import pytest
 import typer
 
 from hyperlab.cli import app
-from hyperlab.docs_hook import check_command, cli_reference, generate, lab_page, labs_nav, schema_reference, write_generated
-from hyperlab.load import load_lab
+from hyperlab.docsite.hook import check_command, cli_reference, generate, lab_page, labs_nav, schema_reference, write_generated
+from hyperlab.core.load import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_RE = re.compile(r'^### (\d+)\. (.+) \{#step-([a-z0-9-]+) \.hl-step data-step="([a-z0-9-]+)" data-points="(\d+)"\}$', re.M)
@@ -120,7 +120,7 @@ def test_checkers_reference_lists_every_fixture_method_option_and_state(pytestco
     """The checker API page is read from the code, so a new fixture, method or option shows up by itself."""
     from _pytest.fixtures import getfixturemarker
 
-    from hyperlab.docs_hook import NOT_FOR_CHECKERS, checkers_reference, probe_functions
+    from hyperlab.docsite.hook import NOT_FOR_CHECKERS, checkers_reference, probe_functions
     from hyperlab.grading import plugin
     from hyperlab.grading.eventually import eventually
     from hyperlab.grading.outcome import Status
@@ -158,7 +158,7 @@ def test_checkers_reference_lists_every_fixture_method_option_and_state(pytestco
 
 
 def test_checkers_reference_names_exactly_the_exceptions_the_plugin_counts_as_error() -> None:
-    from hyperlab.docs_hook import unreachable_exceptions
+    from hyperlab.docsite.hook import unreachable_exceptions
     from hyperlab.grading import plugin
 
     for cls in unreachable_exceptions():

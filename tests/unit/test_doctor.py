@@ -11,10 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from hyperlab import doctor
-from hyperlab.accel import AccelReport
-from hyperlab.cli_doctor import as_json, fix_lines, register, render_table
-from hyperlab.doctor import (
+from hyperlab.ops import doctor
+from hyperlab.host.accel import AccelReport
+from hyperlab.cli.doctor import as_json, fix_lines, register, render_table
+from hyperlab.ops.doctor import (
     DISK_BASE,
     DISK_PER_NODE,
     Finding,
@@ -34,7 +34,7 @@ from hyperlab.doctor import (
     memory_needed,
     qemu_run_as,
 )
-from hyperlab.load import load_lab
+from hyperlab.core.load import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 HUNG = AccelReport("tcg", "hung", "/dev/kvm exists but a test guest hung under KVM (no kernel output after 15 s)",

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.errors import LabError
+from hyperlab.core.errors import LabError
 from hyperlab.grading import eventually
 from hyperlab.grading import evidence
 from hyperlab.grading.gradebook import grades_csv, junit_xml, report_html
 from hyperlab.grading.outcome import NO_CHECKER, CheckResult, Status, closure, fold, order
 from hyperlab.grading.roster import read_roster
-from hyperlab.load import load_lab
+from hyperlab.core.load import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import pytest
 
 from hyperlab.grading.target import CheckError, Node, Recorder, parse_ps_json, ps_json_script
 from hyperlab.guest.base import RunResult
-from hyperlab.plan import PlanNode
+from hyperlab.core.plan import PlanNode
 
 
 def result(stdout: str, code: int = 0) -> RunResult:
@@ -55,8 +55,8 @@ class OneAnswer:
 
 
 def plan_node(os_name: str = "linux") -> PlanNode:
-    from hyperlab.load import load_lab
-    from hyperlab.plan import HostFacts, plan
+    from hyperlab.core.load import load_lab
+    from hyperlab.core.plan import HostFacts, plan
     from pathlib import Path
 
     loaded = load_lab("solo", Path(__file__).resolve().parents[1] / "data")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hyperlab import deploy
-from hyperlab.deploy import (
+from hyperlab.ops import deploy
+from hyperlab.ops.deploy import (
     GUEST_IMAGE_DIR,
     deliver_guest_images,
     guest_image_files,
@@ -18,8 +18,8 @@ from hyperlab.deploy import (
 from hyperlab.guest.base import RunResult
 from hyperlab.images.store import ImageManifest, ImageStore
 from hyperlab.images.ticker import KERNEL_SHA256
-from hyperlab.load import load_lab
-from hyperlab.plan import plan
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "ab" * 32

@@ -1,4 +1,4 @@
-"""hyperlab.hostnet's pure part: nft rulesets, iptables guards and ip commands from a Plan (no root)."""
+"""hyperlab.host.hostnet's pure part: nft rulesets, iptables guards and ip commands from a Plan (no root)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab import hostnet
-from hyperlab.hostnet import HOST, Guard, Link, State
-from hyperlab.load import load_lab
-from hyperlab.plan import Plan, plan
+from hyperlab.host import hostnet
+from hyperlab.host.hostnet import HOST, Guard, Link, State
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import Plan, plan
 
 TOPOLOGY = """\
 name: hn

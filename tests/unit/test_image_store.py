@@ -346,7 +346,7 @@ def test_mmdebstrap_progress_mapping():
 def test_a_second_lab_up_waits_for_the_build_in_progress_and_uses_it(tmp_path: Path) -> None:
     import threading
 
-    from hyperlab.deploy import ensure_images
+    from hyperlab.ops.deploy import ensure_images
     from hyperlab.images.store import ImageManifest
     from hyperlab.images.ticker import KERNEL_SHA256
 
@@ -367,7 +367,7 @@ def test_a_second_lab_up_waits_for_the_build_in_progress_and_uses_it(tmp_path: P
 
 
 def test_a_ticker_from_an_older_kernel_is_rebuilt_and_a_current_one_kept(tmp_path: Path) -> None:
-    from hyperlab.deploy import ensure_images
+    from hyperlab.ops.deploy import ensure_images
     from hyperlab.images.ticker import KERNEL
 
     store = ImageStore(tmp_path)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.instance_lock import InstanceBusy, changing, lock_path
-from hyperlab.load import load_lab
-from hyperlab.plan import HostFacts, plan
+from hyperlab.host.instance_lock import InstanceBusy, changing, lock_path
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import HostFacts, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def test_other_instances_are_not_locked(tmp_path: Path) -> None:
 def test_the_lock_of_a_killed_process_is_free(tmp_path: Path) -> None:
     p = a_plan(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from hyperlab.instance_lock import changing; from tests.unit.test_instance_lock import a_plan;"
+        "import time; from hyperlab.host.instance_lock import changing; from tests.unit.test_instance_lock import a_plan;"
         "from pathlib import Path\n"
         f"with changing(a_plan(Path({str(tmp_path)!r})), 'solve'):\n print('held', flush=True); time.sleep(60)")],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from hyperlab.docs_hook import generate, lab_page, lesson_lines, on_config, read_lessons
-from hyperlab.errors import LabError
-from hyperlab.load import lab_ids, load_lab
+from hyperlab.docsite.hook import generate, lab_page, lesson_lines, on_config, read_lessons
+from hyperlab.core.errors import LabError
+from hyperlab.core.load import lab_ids, load_lab
 from tests.unit.clihelp import run_lab
 
 ROOT = Path(__file__).resolve().parents[2]

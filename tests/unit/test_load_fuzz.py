@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from hyperlab import model
-from hyperlab.errors import LabError
-from hyperlab.load import load_any
+from hyperlab.core import model
+from hyperlab.core.errors import LabError
+from hyperlab.core.load import load_any
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "labs" / "chapter-2" / "lab.yaml"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from hyperlab.model import Nic, Node, _node_name, format_size, parse_size
+from hyperlab.core.model import Nic, Node, _node_name, format_size, parse_size
 
 
 @pytest.mark.parametrize(("text", "size"), [("4GiB", 4 << 30), ("512MiB", 512 << 20), ("1.5GiB", 3 << 29),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.load import LoadedLab, load_lab
-from hyperlab.plan import HostFacts, Plan, plan
+from hyperlab.core.load import LoadedLab, load_lab
+from hyperlab.core.plan import HostFacts, Plan, plan
 from tests.unit.labfiles import write_lab
 
 ROOT = Path(__file__).resolve().parents[2]

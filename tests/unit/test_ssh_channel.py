@@ -17,8 +17,8 @@ from hyperlab.guest.ssh import (
     ssh_address,
     ssh_channel_for,
 )
-from hyperlab.load import load_lab
-from hyperlab.plan import Plan, plan
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import Plan, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.errors import UsageError
-from hyperlab.variables import env_text, instance_variables, parse_overrides, save_overrides
+from hyperlab.core.errors import UsageError
+from hyperlab.core.variables import env_text, instance_variables, parse_overrides, save_overrides
 
 DECLARED: dict[str, str | int | bool] = {"replication_interval_seconds": 300, "nested_image": "tiny", "demo": False}
 

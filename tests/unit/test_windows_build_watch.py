@@ -19,7 +19,7 @@ from hyperlab.images.windows import (
     Tick,
     build_domain_xml,
 )
-from hyperlab.reboots import (
+from hyperlab.guest.reboots import (
     GONE_TIMEOUT,
     HANG_TIMEOUT,
     MAX_RESETS,

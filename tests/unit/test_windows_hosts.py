@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab import doctor
-from hyperlab.doctor import check_nested, lab_needs
-from hyperlab.libvirt.xml import domain_xml
-from hyperlab.load import load_lab
-from hyperlab.plan import HostFacts, plan
-from hyperlab.reboots import HANG_TIMEOUT, RebootWatch, wait_back
+from hyperlab.ops import doctor
+from hyperlab.ops.doctor import check_nested, lab_needs
+from hyperlab.render.libvirt_xml import domain_xml
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import HostFacts, plan
+from hyperlab.guest.reboots import HANG_TIMEOUT, RebootWatch, wait_back
 
 ROOT = Path(__file__).resolve().parents[2]
 

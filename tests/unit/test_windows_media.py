@@ -25,10 +25,10 @@ from hyperlab.images.isofs import (
     parse_wim_xml,
     select_image,
 )
-from hyperlab.load import load_lab
-from hyperlab.plan import HostFacts, plan
-from hyperlab.unattend import decode_password
-from hyperlab.windows_nodes import ensure_unattend_media, media_files
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import HostFacts, plan
+from hyperlab.render.unattend import decode_password
+from hyperlab.ops.windows_media import ensure_unattend_media, media_files
 from tests.unit.clihelp import run_lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,7 +212,7 @@ def test_chapter_2_nodes_get_their_own_specialization(tmp_path: Path) -> None:
 
 @needs_xorriso
 def test_media_are_written_for_windows_nodes_only_and_once(tmp_path: Path) -> None:
-    from hyperlab.deploy import READY_MARKER
+    from hyperlab.ops.deploy import READY_MARKER
 
     assert READY_MARKER["windows"] == "C:\\hyperlab\\ready"
     loaded = load_lab(str(ROOT / "labs" / "chapter-2"))

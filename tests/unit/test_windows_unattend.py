@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import pytest
 
-from hyperlab.unattend import (
+from hyperlab.render.unattend import (
     LOCALES,
     InstallAnswer,
     NodeAnswer,

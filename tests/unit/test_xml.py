@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.libvirt.xml import all_xml, domain_xml
-from hyperlab.load import load_lab
-from hyperlab.plan import METADATA_NS, HostFacts, plan
+from hyperlab.render.libvirt_xml import all_xml, domain_xml
+from hyperlab.core.load import load_lab
+from hyperlab.core.plan import METADATA_NS, HostFacts, plan
 from tests.unit.labfiles import write_lab
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperlab.files import write_atomic
+from hyperlab.host.files import write_atomic
 
 DEFAULT_KEY = Path("/var/lib/hyperlab/grading.key")
 KEY_ENV = "HYPERLAB_GRADING_KEY"

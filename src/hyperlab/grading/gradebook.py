@@ -12,7 +12,7 @@ import io
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from hyperlab.model import Lab
+from hyperlab.core.model import Lab
 
 
 def _number(value: float) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hyperlab.model import Lab
+from hyperlab.core.model import Lab
 
 
 class Status(StrEnum):

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from hyperlab.errors import LabError
+from hyperlab.core.errors import LabError
 from hyperlab.guest.base import CHANNELS
 from hyperlab.grading.outcome import CheckResult, Status, closure, fold, order, step_status, unknown_step
 from hyperlab.grading.target import CheckError, Instance, Node, Probe, Recorder, now_utc
-from hyperlab.load import LoadedLab, load_lab
-from hyperlab.model import Step
+from hyperlab.core.load import LoadedLab, load_lab
+from hyperlab.core.model import Step
 
 TESTINFRA = "pytest11.testinfra"  # the entry point name of pytest-testinfra's plugin
 LAB_FIXTURES = {"lab", "node", "host", "probe"}
@@ -46,7 +46,7 @@ def unreachable(exc: BaseException) -> bool:
     import libvirt
 
     from hyperlab.guest.base import ChannelError
-    from hyperlab.libvirt.conn import HostProblem
+    from hyperlab.host.conn import HostProblem
     from hyperlab.probes import NetnsError
 
     return isinstance(exc, (ChannelError, CheckError, HostProblem, NetnsError, libvirt.libvirtError))
@@ -188,8 +188,8 @@ class Grading:
 
     def connect(self, items: list[pytest.Item]) -> None:
         """Reach every lab whose checkers need one; stop at once, in one line, if one is not deployed."""
-        from hyperlab.deploy import host_plan
-        from hyperlab.model import _ident
+        from hyperlab.ops.deploy import host_plan
+        from hyperlab.core.model import _ident
 
         try:
             instance = _ident(self.instance_name)
@@ -266,7 +266,7 @@ class Grading:
     def finish(self) -> None:
         if self.evidence is None or not self.labs:
             return
-        from hyperlab.files import write_atomic
+        from hyperlab.host.files import write_atomic
         from hyperlab.grading.evidence import key_path, load_key, sign
 
         docs = self.documents()
@@ -314,7 +314,7 @@ def _stopped_nodes(instance: Instance, step: Step) -> str | None:
     """The step's nodes (from lab.yaml) that are not running: nothing can be checked on them."""
     import libvirt
 
-    from hyperlab.libvirt.conn import lookup_domain
+    from hyperlab.host.conn import lookup_domain
 
     names = {n.name for n in instance.plan.nodes}
     stopped = []
@@ -333,7 +333,7 @@ def _stopped_nodes(instance: Instance, step: Step) -> str | None:
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    from hyperlab.libvirt.conn import DEFAULT_URI
+    from hyperlab.host.conn import DEFAULT_URI
 
     # testinfra's own plugin has a `host` fixture too (hosts from --hosts, over its own connections).
     # Loaded with -p, this plugin comes before the entry points and blocks it; loaded from a conftest,

@@ -14,10 +14,10 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperlab.errors import LabError, Problem, display_path
+from hyperlab.core.errors import LabError, Problem, display_path
 from hyperlab.guest.base import CHANNELS
-from hyperlab.libvirt.conn import DEFAULT_URI
-from hyperlab.model import _ident
+from hyperlab.host.conn import DEFAULT_URI
+from hyperlab.core.model import _ident
 
 COLUMNS = ("student", "instance", "uri", "channel")
 

@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from hyperlab.errors import UsageError, display_path
-from hyperlab.files import write_atomic
+from hyperlab.core.errors import UsageError, display_path
+from hyperlab.host.files import write_atomic
 from hyperlab.grading.evidence import key_path, load_key, sign
 from hyperlab.grading.gradebook import grades_csv, junit_xml, report_html
 from hyperlab.grading.roster import Entry
-from hyperlab.load import LoadedLab
-from hyperlab.libvirt.conn import DEFAULT_URI
+from hyperlab.core.load import LoadedLab
+from hyperlab.host.conn import DEFAULT_URI
 
 RUN_TIMEOUT = 3600  # seconds for one student's whole checker run
 
@@ -106,10 +106,10 @@ def summary(document: dict[str, Any]) -> str:
 
 def grade_from_pytest(config: Any) -> int:
     """`pytest checkers/<lab> --roster FILE`: the same class run as `lab grade`."""
-    from hyperlab.errors import LabError
+    from hyperlab.core.errors import LabError
     from hyperlab.grading.plugin import checker_lab
     from hyperlab.grading.roster import read_roster
-    from hyperlab.load import load_lab
+    from hyperlab.core.load import load_lab
 
     labs = {found for arg in config.args if (found := checker_lab(Path(arg).resolve() / "_")) is not None}
     only = config.getoption("hl_lab")

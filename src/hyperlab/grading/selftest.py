@@ -11,9 +11,9 @@ from typing import Any
 import libvirt
 
 from hyperlab.grading.runner import run_checks
-from hyperlab.grading.solve import solve
-from hyperlab.load import LoadedLab
-from hyperlab.plan import Plan
+from hyperlab.ops.solve import solve
+from hyperlab.core.load import LoadedLab
+from hyperlab.core.plan import Plan
 
 
 def _table(document: dict[str, Any]) -> str:

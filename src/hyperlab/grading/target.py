@@ -15,8 +15,8 @@ from typing import Any
 
 from hyperlab import probes
 from hyperlab.guest.base import CHANNELS, Channel, RunResult
-from hyperlab.load import LoadedLab
-from hyperlab.plan import Plan, PlanNode
+from hyperlab.core.load import LoadedLab
+from hyperlab.core.plan import Plan, PlanNode
 
 GUEST_PROBES = {"tcp": ("tcp", "tcp_connect"), "telnet": ("telnet", "telnet_negotiate"), "rdp": ("rdp", "rdp_negotiate")}
 GUEST_PROBE_FILES = ("__init__.py", "base.py", "netns.py", "tcp.py", "telnet.py", "rdp.py")  # standard library only
@@ -213,7 +213,7 @@ class Probe:
 def winrm_channel_for(plan: Plan, plan_node: PlanNode) -> Channel:
     """WinRM as the lab's Administrator, whose password is the instance's domain-admin secret
     (the unattend medium sets the local one to the same value)."""
-    from hyperlab.deploy import instance_secrets
+    from hyperlab.ops.deploy import instance_secrets
     from hyperlab.guest.ssh import ssh_address
     from hyperlab.guest.winrm import WinRMChannel
 
@@ -250,26 +250,26 @@ class Instance:
     @property
     def variables(self) -> dict[str, str | int | bool]:
         """The lab's variables as this instance has them (`lab up --var` overrides the lab's defaults)."""
-        from hyperlab.variables import instance_variables
+        from hyperlab.core.variables import instance_variables
 
         return instance_variables(self.plan.pool_path, self.loaded.lab.variables)
 
     def secret(self, name: str) -> str:
         """A password of the instance (domain-admin, dsrm), read on the host, never from a guest."""
-        from hyperlab.deploy import instance_secrets
+        from hyperlab.ops.deploy import instance_secrets
 
         return instance_secrets(self.plan)[name]
 
     def conn(self) -> Any:
         if self._conn is None:
-            from hyperlab.libvirt.conn import connect
+            from hyperlab.host.conn import connect
 
             self._conn = connect(self.uri)
         return self._conn
 
     def missing(self) -> str | None:
         """Why checks cannot start at all (libvirt unreachable, the instance not deployed), or None."""
-        from hyperlab.libvirt.conn import HostProblem, lookup_domain, owner_of
+        from hyperlab.host.conn import HostProblem, lookup_domain, owner_of
 
         try:
             conn = self.conn()
@@ -288,7 +288,7 @@ class Instance:
         return None
 
     def domain_uuids(self) -> dict[str, str]:
-        from hyperlab.libvirt.conn import lookup_domain
+        from hyperlab.host.conn import lookup_domain
 
         result = {}
         for node in self.plan.nodes:
@@ -314,7 +314,7 @@ class Instance:
     def _open(self, plan_node: PlanNode) -> Channel:
         kind = self.channel or plan_node.channel
         if kind == "agent":
-            from hyperlab.deploy import channel_for
+            from hyperlab.ops.deploy import channel_for
 
             return channel_for(self.conn(), plan_node)
         if kind == "ssh":

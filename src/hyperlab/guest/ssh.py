@@ -57,7 +57,7 @@ from hyperlab.guest.base import OS, ChannelError, RunResult
 from hyperlab.probes.netns import NetnsError, run_in_netns
 
 if TYPE_CHECKING:
-    from hyperlab.plan import Plan
+    from hyperlab.core.plan import Plan
 
 MAX_OUTPUT = 64 << 20  # per stream; RunResult.truncated beyond this
 WINDOW = 8 << 20  # SSH receive window per session: large outputs arrive without stalls

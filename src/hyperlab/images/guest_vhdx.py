@@ -18,7 +18,7 @@ import shutil
 import struct
 from pathlib import Path
 
-from hyperlab.catalog import IMAGES
+from hyperlab.core.catalog import IMAGES
 from hyperlab.images.common import BuildError, PhaseRunner, Progress, build_workspace, require_tools, run_logged
 from hyperlab.images.store import ImageManifest, ImageStore
 

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hyperlab.files import write_atomic  # re-exported: the store's callers write manifests with it
+from hyperlab.host.files import write_atomic  # re-exported: the store's callers write manifests with it
 
 DEFAULT_ROOT = Path("/var/lib/libvirt/images/hyperlab")
 ENV_ROOT = "HYPERLAB_IMAGES"
@@ -65,7 +65,7 @@ class ImageMissing(ImageError, LookupError):
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
-        from hyperlab.catalog import IMAGES
+        from hyperlab.core.catalog import IMAGES
 
         hint = IMAGES[name].build_hint if name in IMAGES else f"lab image build {name}"
         super().__init__(f"image {name!r} is not in the image store {root}; build it with: {hint}")

@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperlab.catalog import IMAGES
+from hyperlab.core.catalog import IMAGES
 from hyperlab.images.answer_media import write_iso
 from hyperlab.images.common import BuildError, Progress, qemu_img_progress, run_logged
 from hyperlab.images.isofs import (
@@ -61,8 +61,8 @@ from hyperlab.images.isofs import (
     select_image,
 )
 from hyperlab.images.store import ImageError, ImageManifest, ImageStore, qemu_img
-from hyperlab.unattend import KMS_CLIENT_KEYS, LOCALES, InstallAnswer, autounattend_xml
-from hyperlab.winscripts import BUILD_PS1, SYSPREP_PS1
+from hyperlab.render.unattend import KMS_CLIENT_KEYS, LOCALES, InstallAnswer, autounattend_xml
+from hyperlab.render.winscripts import BUILD_PS1, SYSPREP_PS1
 
 VERSIONS: dict[str, Literal["2019", "2022", "2025"]] = {
     "windows-server-2019": "2019", "windows-server-2022": "2022", "windows-server-2025": "2025",
@@ -173,7 +173,7 @@ def read_password(options: WindowsOptions, work: Path) -> str:
 
 def build_domain_xml(domain: str, disk: Path, iso: Path, virtio_iso: Path | None, answer_iso: Path,
                      accel: Literal["kvm", "tcg"], memory: int = BUILD_MEMORY, vcpus: int = BUILD_VCPUS) -> str:
-    from hyperlab.libvirt.xml import (
+    from hyperlab.render.libvirt_xml import (
         _hyperv,  # the same enlightenments as the lab's Windows nodes
     )
 
@@ -352,7 +352,7 @@ def dry_run(name: str, options: WindowsOptions, out: Path) -> list[Path]:
 def build_windows(store: ImageStore, name: str, options: WindowsOptions, *, progress: Progress | None = None,
                   force: bool = False, uri: str = "qemu:///system", accel: Literal["kvm", "tcg"] = "kvm",
                   sleep: Callable[[float], None] = time.sleep) -> ImageManifest:
-    from hyperlab.libvirt.conn import connect
+    from hyperlab.host.conn import connect
 
     report = progress or (lambda _phase, _fraction: None)
     version = version_of(name)
@@ -412,7 +412,7 @@ def _install(conn: Any, domain_name: str, work: Path, options: WindowsOptions, a
 
     from hyperlab.guest.agent import AgentChannel
     from hyperlab.guest.base import ChannelError
-    from hyperlab.libvirt.conn import lookup_domain
+    from hyperlab.host.conn import lookup_domain
 
     xml = build_domain_xml(domain_name, disk, options.iso, options.virtio_iso, answer_iso, accel)
     domain = lookup_domain(conn, domain_name)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from hyperlab.plan import METADATA_NS
+from hyperlab.core.plan import METADATA_NS
 
 DEFAULT_URI = "qemu:///system"
 T = TypeVar("T")

@@ -19,9 +19,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hyperlab.errors import LabError, UsageError, display_path
-from hyperlab.load import LoadedLab, find_root, lab_ids, load_any, load_lab
-from hyperlab.model import _ident, format_size
+from hyperlab.core.errors import LabError, UsageError, display_path
+from hyperlab.core.load import LoadedLab, find_root, lab_ids, load_any, load_lab
+from hyperlab.core.model import _ident, format_size
 
 app = typer.Typer(
     name="lab",
@@ -116,9 +116,9 @@ def plan(
     xml: Annotated[Path | None, typer.Option("--xml", help="Write every libvirt XML to this folder, one file per object.")] = None,
 ) -> None:
     """Show everything `lab up` would create: networks, host side, volumes, domains."""
-    from hyperlab.libvirt.xml import all_xml
-    from hyperlab.plan import HostFacts
-    from hyperlab.plan import plan as make_plan
+    from hyperlab.render.libvirt_xml import all_xml
+    from hyperlab.core.plan import HostFacts
+    from hyperlab.core.plan import plan as make_plan
 
     if accel not in ("kvm", "tcg"):
         raise UsageError(f"--accel must be kvm or tcg, not {accel!r}")
@@ -179,7 +179,7 @@ def schema(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the schema files (default: schema/ in the checkout).")] = None,
 ) -> None:
     """Write the JSON Schemas of topology and lab files (for editors and docs)."""
-    from hyperlab.schema import write_schemas
+    from hyperlab.core.schema import write_schemas
 
     target = out_dir or find_root() / "schema"
     for path in write_schemas(target):
@@ -193,7 +193,7 @@ def diagram(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="SVG file to write (default: stdout).")] = None,
 ) -> None:
     """Draw the lab's topology (nodes, networks, addresses, nested guests) as SVG."""
-    from hyperlab.diagram import diagram_svg
+    from hyperlab.render.diagram import diagram_svg
 
     svg = diagram_svg(load_lab(lab))
     if output is None:
@@ -212,10 +212,10 @@ class _Session:
     """What the deploy commands share: the lab, its plan for this host, and a libvirt connection."""
 
     def __init__(self, lab: str, instance: str, accel: str = "auto", *, deploying: bool = False) -> None:
-        from hyperlab.accel import resolve_accel
-        from hyperlab.deploy import host_plan
+        from hyperlab.host.accel import resolve_accel
+        from hyperlab.ops.deploy import host_plan
         from hyperlab.images.store import ImageStore
-        from hyperlab.libvirt.conn import connect
+        from hyperlab.host.conn import connect
 
         self.loaded = load_lab(lab)
         self.instance = _instance(instance)
@@ -240,7 +240,7 @@ class _Session:
 
     def changing(self, command: str) -> AbstractContextManager[None]:
         """The instance's lock, held while `command` changes it (refused if another command holds it)."""
-        from hyperlab.instance_lock import changing
+        from hyperlab.host.instance_lock import changing
 
         return changing(self.plan, command)
 
@@ -250,14 +250,14 @@ def _host_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from hyperlab.accel import AccelUnavailable
-        from hyperlab.deploy import NotReady, StartStateFailed
+        from hyperlab.host.accel import AccelUnavailable
+        from hyperlab.ops.deploy import NotReady, StartStateFailed
         from hyperlab.guest.base import ChannelError
-        from hyperlab.hostnet import HostNetError
+        from hyperlab.host.hostnet import HostNetError
         from hyperlab.images.store import ImageError
-        from hyperlab.instance_lock import InstanceBusy
-        from hyperlab.libvirt.apply import GoldenImageProblem, StaleInstance
-        from hyperlab.libvirt.conn import ForeignObject, HostProblem
+        from hyperlab.host.instance_lock import InstanceBusy
+        from hyperlab.host.apply import GoldenImageProblem, StaleInstance
+        from hyperlab.host.conn import ForeignObject, HostProblem
 
         try:
             return func(*args, **kwargs)
@@ -276,7 +276,7 @@ def _host_errors(func: F) -> F:
 
 
 def _status_table(session: _Session, as_json: bool) -> bool:
-    from hyperlab.deploy import status
+    from hyperlab.ops.deploy import status
 
     nodes = status(session.conn, session.plan)
     if as_json:
@@ -300,8 +300,8 @@ def up(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")], ins
        timeout: Annotated[float, typer.Option(help="Seconds each node may take to become ready.")] = 900,
        var: Annotated[list[str] | None, typer.Option("--var", help="NAME=VALUE: override a lab variable for this instance (repeatable).")] = None) -> None:
     """Deploy the lab: networks, overlays, domains; wait until every node is ready; run the start state."""
-    from hyperlab.deploy import ensure_images, up as deploy_up
-    from hyperlab.variables import parse_overrides
+    from hyperlab.ops.deploy import ensure_images, up as deploy_up
+    from hyperlab.core.variables import parse_overrides
 
     overrides = parse_overrides(var or [], load_lab(lab).lab.variables)
     session = _Session(lab, instance, accel, deploying=True)
@@ -331,7 +331,7 @@ def status(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")],
 @_host_errors
 def down(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")], instance: InstanceOpt = "default") -> None:
     """Remove exactly what this instance owns: domains, networks, volumes, pool, host side."""
-    from hyperlab.deploy import down as deploy_down
+    from hyperlab.ops.deploy import down as deploy_down
 
     session = _Session(lab, instance, "tcg")
     with session.changing("down"):
@@ -350,7 +350,7 @@ def reset(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")],
           instance: InstanceOpt = "default",
           timeout: Annotated[float, typer.Option(help="Seconds each node may take to become ready.")] = 900) -> None:
     """Put nodes back to their start: a new overlay on the golden image, specialization, start state."""
-    from hyperlab.deploy import reset as deploy_reset
+    from hyperlab.ops.deploy import reset as deploy_reset
 
     session = _Session(lab, instance, "tcg")
     names = [session.node(n).name for n in nodes] if nodes else [n.name for n in session.plan.nodes]
@@ -370,7 +370,7 @@ def exec_(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")],
           stdin: Annotated[bool, typer.Option("--stdin", help="Send this standard input to the command "
                                               "(read to its end first), like `kubectl exec -i`.")] = False) -> None:
     """Run a command on a node through its guest agent; exit code, stdout and stderr are the command's."""
-    from hyperlab.deploy import channel_for
+    from hyperlab.ops.deploy import channel_for
 
     session = _Session(lab, instance, "tcg")
     # opt-in: a standard input inherited from a parent that never closes it would hang every exec
@@ -398,8 +398,8 @@ def console(lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")]
 
 
 def _mount_sub_apps() -> None:
-    from hyperlab import cli_doctor, cli_grading
-    from hyperlab.cli_image import image_app
+    from hyperlab.cli import doctor as cli_doctor, grading as cli_grading
+    from hyperlab.cli.image import image_app
 
     cli_doctor.register(app)
     cli_grading.register(app)

@@ -19,22 +19,22 @@ from pathlib import Path
 
 import libvirt
 
-from hyperlab import hostnet
-from hyperlab.accel import Accel, cpu_vendor
-from hyperlab.files import write_atomic
+from hyperlab.host import hostnet
+from hyperlab.host.accel import Accel, cpu_vendor
+from hyperlab.host.files import write_atomic
 from hyperlab.guest.agent import AgentChannel
 from hyperlab.guest.base import ChannelError, RunResult
 from hyperlab.guest.ssh import forget_node
 from hyperlab.images.store import ImageBusy, ImageManifest, ImageMissing, ImageStore
-from hyperlab.libvirt.apply import (Change, converge, read_record, record_path, remove_domain, start_domain, teardown,
+from hyperlab.host.apply import (Change, converge, read_record, record_path, remove_domain, start_domain, teardown,
                                     write_record)
-from hyperlab.libvirt.conn import lookup_domain, lookup_pool
-from hyperlab.load import LoadedLab
-from hyperlab.model import Lab
-from hyperlab.plan import HostFacts, Plan, PlanNode, plan
-from hyperlab.reboots import run_surviving_reboots
-from hyperlab.variables import ENV_FILE, Value, env_text, instance_variables, save_overrides
-from hyperlab.windows_nodes import ensure_unattend_media
+from hyperlab.host.conn import lookup_domain, lookup_pool
+from hyperlab.core.load import LoadedLab
+from hyperlab.core.model import Lab
+from hyperlab.core.plan import HostFacts, Plan, PlanNode, plan
+from hyperlab.guest.reboots import run_surviving_reboots
+from hyperlab.core.variables import ENV_FILE, Value, env_text, instance_variables, save_overrides
+from hyperlab.ops.windows_media import ensure_unattend_media
 
 READY_MARKER = {"linux": "/run/hyperlab/ready", "windows": r"C:\hyperlab\ready"}
 STATE_DIR = {"linux": "/var/lib/hyperlab", "windows": r"C:\hyperlab"}

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import libvirt
 
-from hyperlab.deploy import channel_for, run_once, script_values
-from hyperlab.errors import UsageError
+from hyperlab.ops.deploy import channel_for, run_once, script_values
+from hyperlab.core.errors import UsageError
 from hyperlab.grading.outcome import closure, order, unknown_step
-from hyperlab.load import LoadedLab
-from hyperlab.plan import Plan, PlanNode
+from hyperlab.core.load import LoadedLab
+from hyperlab.core.plan import Plan, PlanNode
 
 
 def steps_to_solve(loaded: LoadedLab, only: list[str] | None) -> list[str]:

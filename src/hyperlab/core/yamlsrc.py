@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from hyperlab.errors import LabError, Problem, display_path
+from hyperlab.core.errors import LabError, Problem, display_path
 
 Pos = tuple[int, int]  # 1-based line, column
 MAX_VALUES = 100_000  # far beyond any real lab; stops "billion laughs" alias expansion

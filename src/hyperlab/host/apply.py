@@ -20,10 +20,10 @@ from typing import Literal
 
 import libvirt
 
-from hyperlab.files import write_atomic
-from hyperlab.libvirt.conn import ForeignObject, Owner, lookup_domain, lookup_network, lookup_pool, owner_of
-from hyperlab.libvirt.xml import domain_xml, network_xml, pool_xml, volume_xml
-from hyperlab.plan import Plan
+from hyperlab.host.files import write_atomic
+from hyperlab.host.conn import ForeignObject, Owner, lookup_domain, lookup_network, lookup_pool, owner_of
+from hyperlab.render.libvirt_xml import domain_xml, network_xml, pool_xml, volume_xml
+from hyperlab.core.plan import Plan
 
 RECORD = ".hyperlab-instance.json"
 Kind = Literal["pool", "volume", "network", "host-side", "domain"]

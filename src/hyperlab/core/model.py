@@ -2,7 +2,7 @@
 
 Field-level rules (types, units, name syntax) live here; rules that relate fields to each
 other (a NIC's network exists, an IP sits inside its network, no `requires` cycle) live in
-`hyperlab.validate`, so that every problem can be reported with its YAML line.
+`hyperlab.core.validate`, so that every problem can be reported with its YAML line.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hyperlab.plan import Plan, PlanNetwork
+from hyperlab.core.plan import Plan, PlanNetwork
 
 NS_TABLE = "hyperlab"
 HOST_TABLE = "hyperlab-host"

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hyperlab.doctor import Finding, any_failed
+from hyperlab.ops.doctor import Finding, any_failed
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check this host for labs: libvirt, QEMU, KVM (really booting a test guest), firmware, disk,
         memory, golden images. Each problem comes with the command that fixes it."""
-        from hyperlab.cli import (
+        from hyperlab.cli.app import (
             reports_mistakes,  # at call time: cli.py imports this module
         )
 
@@ -58,16 +58,16 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(lab: str | None, json_output: bool, recheck: bool) -> None:
-    from hyperlab.accel import (
+    from hyperlab.host.accel import (
         CACHE_PATH,
         KVM_DEVICE,
         KVM_TIMEOUT,
         host_cache_key,
         load_cached,
     )
-    from hyperlab.doctor import diagnose
+    from hyperlab.ops.doctor import diagnose
     from hyperlab.images.store import ImageStore
-    from hyperlab.load import load_lab
+    from hyperlab.core.load import load_lab
 
     loaded = load_lab(lab) if lab is not None else None
     if KVM_DEVICE.exists() and (recheck or load_cached(CACHE_PATH, host_cache_key()) is None):

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
               key: KeyOpt = None) -> None:
         """Check your work: each step PASS, FAIL (with what was observed and a hint), BLOCKED or ERROR.
         Exit 0 only when every step passes."""
-        from hyperlab.cli import _instance, reports_mistakes
+        from hyperlab.cli.app import _instance, reports_mistakes
 
         reports_mistakes(_check)(lab, _instance(instance), step, as_json, channel, uri, evidence, language, key)
 
@@ -75,25 +75,25 @@ def register(app: typer.Typer) -> None:
               key: KeyOpt = None) -> None:
         """Grade a class: one isolated checker run per student of the roster, in parallel, into a gradebook.
         With --verify FILE: check that an evidence file is unchanged and bound to the student's domains."""
-        from hyperlab.cli import reports_mistakes
+        from hyperlab.cli.app import reports_mistakes
 
         reports_mistakes(_grade)(lab, roster, jobs, out_dir, verify, key)
 
     @app.command("solve")
     def solve(lab: LabArg, instance: InstanceOpt = "default", step: StepOpt = None) -> None:
         """Run the reference solutions (of one step and what it requires, or all) through the guest agent."""
-        from hyperlab.cli import _host_errors, reports_mistakes
+        from hyperlab.cli.app import _host_errors, reports_mistakes
 
         reports_mistakes(_host_errors(_solve))(lab, instance, step)
 
 
 def _check(lab: str, instance: str, steps: list[str] | None, as_json: bool, channel: str | None, uri: str,
            evidence: Path | None, language: str, key: Path | None) -> None:
-    from hyperlab.errors import UsageError
+    from hyperlab.core.errors import UsageError
     from hyperlab.grading.outcome import unknown_step
     from hyperlab.grading.runner import run_checks
     from hyperlab.guest.base import CHANNELS
-    from hyperlab.load import load_lab
+    from hyperlab.core.load import load_lab
 
     if channel is not None and channel not in CHANNELS:
         raise UsageError(f"--channel must be {', '.join(CHANNELS[:-1])} or {CHANNELS[-1]}, not {channel!r}")
@@ -119,7 +119,7 @@ def _check(lab: str, instance: str, steps: list[str] | None, as_json: bool, chan
 
 
 def _grade(lab: str | None, roster: Path | None, jobs: int, out_dir: Path, verify: Path | None, key: Path | None) -> None:
-    from hyperlab.errors import UsageError
+    from hyperlab.core.errors import UsageError
 
     if verify is not None:
         if roster is not None:
@@ -130,7 +130,7 @@ def _grade(lab: str | None, roster: Path | None, jobs: int, out_dir: Path, verif
         raise UsageError("give the lab and its roster: lab grade LAB --roster roster.csv (or --verify FILE)")
     from hyperlab.grading.roster import read_roster
     from hyperlab.grading.runner import grade
-    from hyperlab.load import load_lab
+    from hyperlab.core.load import load_lab
 
     loaded = load_lab(lab)
     entries = read_roster(roster)
@@ -141,7 +141,7 @@ def _grade(lab: str | None, roster: Path | None, jobs: int, out_dir: Path, verif
 
 
 def _verify(path: Path, key: Path | None) -> None:
-    from hyperlab.errors import UsageError
+    from hyperlab.core.errors import UsageError
     from hyperlab.grading import evidence
 
     try:
@@ -158,10 +158,10 @@ def _verify(path: Path, key: Path | None) -> None:
 
 def _live_domains(document: dict[str, Any]) -> dict[str, str] | None:
     """The UUIDs of the student's domains as deployed now, or None when they cannot be looked at."""
-    from hyperlab.deploy import host_plan
-    from hyperlab.errors import LabError, UsageError
+    from hyperlab.ops.deploy import host_plan
+    from hyperlab.core.errors import LabError, UsageError
     from hyperlab.grading.target import Instance, Recorder
-    from hyperlab.load import load_lab
+    from hyperlab.core.load import load_lab
 
     lab_file = Path(str(document.get("lab_file") or ""))
     try:
@@ -179,8 +179,8 @@ def _live_domains(document: dict[str, Any]) -> dict[str, str] | None:
 
 
 def _solve(lab: str, instance: str, steps: list[str] | None) -> None:
-    from hyperlab.cli import _Session
-    from hyperlab.grading.solve import solve
+    from hyperlab.cli.app import _Session
+    from hyperlab.ops.solve import solve
 
     session = _Session(lab, instance, "tcg")
     with session.changing("solve"):

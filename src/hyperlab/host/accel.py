@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hyperlab.errors import UsageError
-from hyperlab.files import write_atomic
+from hyperlab.core.errors import UsageError
+from hyperlab.host.files import write_atomic
 
 if TYPE_CHECKING:
     from hyperlab.images.store import ImageStore

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from hyperlab.load import LoadedLab
-from hyperlab.model import format_size
+from hyperlab.core.load import LoadedLab
+from hyperlab.core.model import format_size
 
 SVG_NS = "http://www.w3.org/2000/svg"
 NODE_W, NODE_GAP, BUS_GAP, MARGIN, LINE = 190, 40, 34, 24, 15

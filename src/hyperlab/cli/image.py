@@ -284,7 +284,7 @@ def _windows_dry_run(name: str, options: WindowsOptions, out_dir: Path | None) -
 
 
 def _windows_accel(store: ImageStore) -> str:
-    from hyperlab.accel import resolve_accel
+    from hyperlab.host.accel import resolve_accel
 
     report = resolve_accel("auto", store)
     if report.accel != "kvm":

@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hyperlab.catalog import IMAGES
-from hyperlab.load import LoadedLab
-from hyperlab.model import Node, Topology
+from hyperlab.core.catalog import IMAGES
+from hyperlab.core.load import LoadedLab
+from hyperlab.core.model import Node, Topology
 
 LINUX_CMDLINE = "root=/dev/vda rw console=ttyS0"
 METADATA_NS = "https://hyperlab.dev/xmlns/instance/1"

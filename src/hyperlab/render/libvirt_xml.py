@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from hyperlab.plan import METADATA_NS, Plan, PlanNetwork, PlanNode, PlanVolume
+from hyperlab.core.plan import METADATA_NS, Plan, PlanNetwork, PlanNode, PlanVolume
 
 ET.register_namespace("hyperlab", METADATA_NS)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from hyperlab.model import Lab, Topology
+from hyperlab.core.model import Lab, Topology
 
 SCHEMAS: dict[str, type[BaseModel]] = {"topology": Topology, "lab": Lab}
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
-from hyperlab.catalog import DATA_IMAGES, IMAGES, SYSTEM_IMAGES
-from hyperlab.errors import Problem, display_path
-from hyperlab.model import Lab, Topology
-from hyperlab.yamlsrc import Source
+from hyperlab.core.catalog import DATA_IMAGES, IMAGES, SYSTEM_IMAGES
+from hyperlab.core.errors import Problem, display_path
+from hyperlab.core.model import Lab, Topology
+from hyperlab.core.yamlsrc import Source
 
 
 def _names(items: object) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hyperlab.errors import UsageError
-from hyperlab.files import write_atomic
+from hyperlab.core.errors import UsageError
+from hyperlab.host.files import write_atomic
 
 Value = str | int | bool
 OVERRIDES_FILE = "variables.json"

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperlab.accel import (
+from hyperlab.host.accel import (
     CACHE_PATH,
     KVM_DEVICE,
     QEMU,
@@ -32,11 +32,11 @@ from hyperlab.accel import (
     qemu_version,
     resolve_accel,
 )
-from hyperlab.catalog import IMAGES
-from hyperlab.hostnet import BRNF_SYSCTL
+from hyperlab.core.catalog import IMAGES
+from hyperlab.host.hostnet import BRNF_SYSCTL
 from hyperlab.images.store import ImageError, ImageStore
-from hyperlab.load import LoadedLab
-from hyperlab.plan import HostFacts
+from hyperlab.core.load import LoadedLab
+from hyperlab.core.plan import HostFacts
 
 Level = Literal["ok", "info", "warn", "fail"]
 LABELS: dict[str, str] = {"ok": "ok", "info": "info", "warn": "warn", "fail": "FAIL"}
@@ -259,7 +259,7 @@ def _owner_text(st: os.stat_result) -> str:
 
 
 def check_libvirt(uri: str) -> Finding:
-    from hyperlab.libvirt.conn import HostProblem, connect
+    from hyperlab.host.conn import HostProblem, connect
 
     try:
         conn = connect(uri)

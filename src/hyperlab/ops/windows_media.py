@@ -23,16 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hyperlab.images.answer_media import write_iso
-from hyperlab.load import LoadedLab
-from hyperlab.plan import Plan, PlanNode
-from hyperlab.unattend import (
+from hyperlab.core.load import LoadedLab
+from hyperlab.core.plan import Plan, PlanNode
+from hyperlab.render.unattend import (
     MEDIA_DIR,
     NodeAnswer,
     NodeNic,
     node_unattend_xml,
     windows_mac,
 )
-from hyperlab.winscripts import FIRSTBOOT_PS1, SETUPCOMPLETE_CMD
+from hyperlab.render.winscripts import FIRSTBOOT_PS1, SETUPCOMPLETE_CMD
 
 ADMIN_SECRET = "domain-admin"
 OEM_DIR = "oem"

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from hyperlab import validate
-from hyperlab.errors import LabError, Problem, UsageError
-from hyperlab.model import Lab, Topology
-from hyperlab.yamlsrc import MarkedDict, Source, read_yaml
+from hyperlab.core import validate
+from hyperlab.core.errors import LabError, Problem, UsageError
+from hyperlab.core.model import Lab, Topology
+from hyperlab.core.yamlsrc import MarkedDict, Source, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,7 +49,7 @@ def find_root(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "labs").is_dir() and (folder / "topologies").is_dir():
             return folder
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[3]
     if (checkout / "labs").is_dir():
         return checkout
     raise UsageError("no labs/ and topologies/ folders found here or above; run lab from a hyperlab checkout")

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hyperlab.plan import Plan
+from hyperlab.core.plan import Plan
 
 
 class InstanceBusy(Exception):
