@@ -16,12 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from hyperlab.host.accel import cpu_vendor, resolve_accel
-from hyperlab.ops.deploy import down, ensure_images, instance_key, reset, up
+from hyperlab.images.test_guest import resolve
+from hyperlab.images.registry import ensure_images
+from hyperlab.ops.deploy import down, reset, up
+from hyperlab.ops.secrets import plan_for_up
 from hyperlab.images.store import ImageStore
 from hyperlab.host.conn import connect
 from hyperlab.core.load import load_lab
-from hyperlab.core.plan import HostFacts, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -54,11 +55,9 @@ def timed(func) -> float:  # type: ignore[no-untyped-def]
 def main() -> None:
     conn = connect()
     store = ImageStore()
-    accel = resolve_accel("auto")
+    accel = resolve("auto", store)
     loaded = load_lab(ROOT / "bench" / "labs" / "six", ROOT)
-    facts = HostFacts(accel=accel.accel, cpu_vendor=cpu_vendor(), images_dir=store.root)
-    draft = plan(loaded, "bench", facts)
-    the_plan = plan(loaded, "bench", facts.model_copy(update={"ssh_public_key": instance_key(draft, create=True)}))
+    the_plan = plan_for_up(loaded, "bench", accel.accel)
     ensure_images(store, {"debian-12"})
     down(conn, the_plan)
 

@@ -1,9 +1,11 @@
-"""Accelerator detection for real: QEMU boots the tiny image under KVM and under TCG.
+"""Accelerator detection for real: QEMU boots the tiny image under this host's KVM and under TCG.
 
-On this kind of machine (../shared/FACTS.md) /dev/kvm exists and answers the API, but a guest
-under KVM hangs right after the kernel's real-mode setup. Detection must find that by booting,
-time out, kill the probe and say "tcg" with the "hung" reason; and the same guest under TCG must
-print its marker, which proves the check can pass.
+What KVM does here depends on the host (../shared/FACTS.md: on some machines of this kind a guest
+hangs, on others QEMU aborts at once; elsewhere it works). These tests assert what the framework
+promises on any host: a KVM that works is used; one that does not is detected by really booting,
+said in one line with the reason, the verdict cached, and software emulation used, which really
+boots the same guest. Each way of failing is played by a controlled stand-in in
+tests/unit/test_accel_standins.py.
 
 The tiny image comes from $HYPERLAB_IMAGES (or the default store) when built; otherwise it is built
 here (~10 s) into a fresh store under /var/tmp (QEMU must traverse to it; pytest's tmp is 0700),
@@ -16,30 +18,17 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Self
 
 import pytest
 
 from hyperlab.host import accel
-from hyperlab.host.accel import (
-    KVM_TIMEOUT,
-    PROBE_TAG,
-    AccelUnavailable,
-    ProbeResult,
-    detect_accel,
-    find_test_guest,
-    host_cache_key,
-    leftover_probes,
-    load_cached,
-    probe_tcg,
-    resolve_accel,
-    run_probe,
-)
-from hyperlab.images.store import ENV_ROOT, ImageStore
+from hyperlab.host.accel import KVM_TIMEOUT, AccelUnavailable, ProbeResult, host_cache_key, load_cached, resolve_accel
+from hyperlab.host.accel_probe import leftover_probes
+from hyperlab.images.test_guest import detect, find_test_guest, probe_tcg
+from hyperlab.host.facts import ENV_ROOT
+from hyperlab.images.store import ImageStore
 
 pytestmark = pytest.mark.vm
 
@@ -74,71 +63,41 @@ def cache_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hlacc-cache") / "accel.json"
 
 
-class KvmWatcher:
-    """Watches for the probe's QEMU while detection runs; records the KVM file descriptors it holds."""
-
-    def __init__(self) -> None:
-        self.fds: set[str] = set()
-        self.cmdline = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for pid in leftover_probes(PROBE_TAG):
-                try:
-                    self.cmdline = (Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-                    for fd in Path(f"/proc/{pid}/fd").iterdir():
-                        self.fds.add(os.readlink(fd))
-                except OSError:
-                    pass
-            time.sleep(0.2)
+UNUSABLE = ("hung", "failed", "missing", "no-access")  # what detection may find about a KVM it cannot use
 
 
-def test_kvm_hangs_here_so_detection_times_out_and_says_tcg(
+def test_this_hosts_kvm_is_used_only_if_it_really_boots_a_guest(
         store: ImageStore, cache_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     probes: list[ProbeResult] = []
     real_run_probe = accel.run_probe
     monkeypatch.setattr(accel, "run_probe", lambda *a, **kw: probes.append(real_run_probe(*a, **kw)) or probes[-1])
     assert leftover_probes() == [], "a probe QEMU from an earlier run is still there"
 
-    start = time.monotonic()
-    with KvmWatcher() as watcher:
-        report = detect_accel(None, cache_path=cache_path)  # the store comes from HYPERLAB_IMAGES / the default
-    elapsed = time.monotonic() - start
+    report = detect(store, cache_path=cache_path)
 
-    assert report.accel == "tcg"
-    assert report.status == "hung"
-    assert report.reason == (f"/dev/kvm exists but a test guest hung under KVM (no kernel output after "
-                             f"{KVM_TIMEOUT:g} s): using software emulation")
-    # it really ran QEMU under KVM: the process held a KVM VM and vCPU, and the firmware ran ...
-    assert "-accel kvm" in watcher.cmdline
-    assert "anon_inode:kvm-vm" in watcher.fds and "anon_inode:kvm-vcpu:0" in watcher.fds
-    [probe] = probes
-    assert "Booting from ROM" in probe.output  # SeaBIOS ran under KVM and handed over to the kernel ...
-    assert not probe.kernel_started  # ... which never printed a line
-    # ... and it waited out the whole timeout, then killed QEMU, leaving nothing behind
-    assert probe.timed_out and probe.seconds >= KVM_TIMEOUT
-    assert KVM_TIMEOUT <= elapsed < KVM_TIMEOUT + 10
-    assert probe.returncode == -signal.SIGKILL
-    assert not Path(f"/proc/{probe.pid}").exists()
+    assert "\n" not in report.reason  # one line, whatever KVM did
+    if report.accel == "kvm":
+        assert report.status == "works" and report.reason.startswith("KVM works: a test guest reached userspace in ")
+        assert probes[0].accel == "kvm" and probes[0].reached
+    else:
+        assert report.status in UNUSABLE, report
+        assert report.reason.endswith(": using software emulation"), report.reason
+        if report.status in ("hung", "failed"):  # /dev/kvm was there: a guest really ran under KVM
+            assert report.tested and probes and probes[0].accel == "kvm" and not probes[0].reached
+            assert probes[0].timed_out == (report.status == "hung")  # a hang waited out the whole timeout
+            assert not probes[0].timed_out or probes[0].seconds >= KVM_TIMEOUT
+    # every probe QEMU was killed and reaped, whatever happened
+    for probe in probes:
+        assert not Path(f"/proc/{probe.pid}").exists()
     assert leftover_probes() == []
-    # the verdict is cached for this kernel, QEMU and /dev/kvm; the next detection costs nothing
-    cached = load_cached(cache_path, host_cache_key())
-    assert cached is not None and cached.status == "hung"
-    start = time.monotonic()
-    again = detect_accel(None, cache_path=cache_path)
-    assert time.monotonic() - start < 2
-    assert again.cached and again.accel == "tcg" and again.why == report.why
-    assert len(probes) == 1
+    if report.tested:
+        # the verdict is cached for this kernel, QEMU and /dev/kvm; the next detection costs nothing
+        cached = load_cached(cache_path, host_cache_key())
+        assert cached is not None and cached.status == report.status
+        count = len(probes)
+        again = detect(store, cache_path=cache_path)
+        assert again.cached and again.accel == report.accel and again.why == report.why
+        assert len(probes) == count
 
 
 def test_the_same_guest_reaches_its_marker_under_tcg(store: ImageStore) -> None:
@@ -155,26 +114,18 @@ def test_the_same_guest_reaches_its_marker_under_tcg(store: ImageStore) -> None:
     assert leftover_probes() == []
 
 
-def test_the_timeout_is_hard_whatever_its_value(store: ImageStore) -> None:
-    guest = find_test_guest(store)
-    assert guest is not None
-    start = time.monotonic()
-    probe = run_probe("kvm", guest, 3.0)
-    elapsed = time.monotonic() - start
-    assert probe.timed_out and not probe.reached
-    assert 3.0 <= probe.seconds and elapsed < 6
-    assert not Path(f"/proc/{probe.pid}").exists() and leftover_probes() == []
-
-
 def test_the_cli_choices_on_this_host(store: ImageStore, cache_path: Path) -> None:
-    def detect(s: ImageStore | None) -> accel.AccelReport:
-        return detect_accel(s, cache_path=cache_path)  # cached by the first test: no second 15 s wait
+    def detected() -> accel.AccelReport:
+        return detect(store, cache_path=cache_path)  # cached by the first test: no second wait
 
-    with pytest.raises(AccelUnavailable) as caught:
-        resolve_accel("kvm", store, env={}, detect=detect)
-    assert str(caught.value).startswith("--accel kvm: KVM does not work on this host: /dev/kvm exists but a test "
-                                        "guest hung under KVM")
-    assert str(caught.value).endswith("; use --accel tcg")
-    assert resolve_accel("auto", store, env={}, detect=detect).accel == "tcg"
-    assert resolve_accel("tcg", store, env={}, detect=detect).accel == "tcg"
-    assert resolve_accel("auto", store, env={"HYPERLAB_ACCEL": "tcg"}, detect=detect).source == "HYPERLAB_ACCEL=tcg"
+    report = detected()
+    if report.kvm_works:
+        assert resolve_accel("kvm", env={}, detect=detected).accel == "kvm"
+        assert resolve_accel("auto", env={}, detect=detected).accel == "kvm"
+    else:
+        with pytest.raises(AccelUnavailable) as caught:
+            resolve_accel("kvm", env={}, detect=detected)
+        assert str(caught.value) == f"--accel kvm: KVM does not work on this host: {report.why}; use --accel tcg"
+        assert resolve_accel("auto", env={}, detect=detected).accel == "tcg"
+    assert resolve_accel("tcg", env={}, detect=detected).accel == "tcg"
+    assert resolve_accel("auto", env={"HYPERLAB_ACCEL": "tcg"}, detect=detected).source == "HYPERLAB_ACCEL=tcg"

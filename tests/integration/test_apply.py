@@ -78,10 +78,10 @@ def test_two_instances_coexist(conn, fake_images: HostFacts) -> None:  # type: i
 
 
 def test_a_run_killed_before_the_pool_was_defined_is_claimed_by_the_next(conn, lab_plan) -> None:  # type: ignore[no-untyped-def]
-    from hyperlab.host.apply import write_record
+    from hyperlab.host.instance_files import write_plan_record
 
     before = inventory(conn)
-    write_record(lab_plan)  # what a run killed right after its first step leaves behind
+    write_plan_record(lab_plan)  # what a run killed right after its first step leaves behind
     assert {c.action for c in converge(conn, lab_plan)} == {"created"}
     teardown(conn, lab_plan)
     assert inventory(conn) == before and not lab_plan.pool_path.exists()
@@ -99,7 +99,7 @@ def test_an_instance_deployed_from_another_topology_version_is_refused(conn, lab
 def test_a_command_on_an_instance_another_command_is_changing_is_refused(conn) -> None:  # type: ignore[no-untyped-def]
     import sys
 
-    from hyperlab.ops.deploy import host_plan
+    from hyperlab.host.facts import host_plan
     from hyperlab.host.instance_lock import changing
 
     before = inventory(conn)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,9 +31,10 @@ def ours(names: dict[str, set[str]]) -> set[str]:
 
 def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, lab_env: dict[str, str], tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from hyperlab.ops.deploy import host_plan
-    from hyperlab.grading.selftest import prove_checkers
     from hyperlab.core.load import load_lab
+    from hyperlab.grading.selftest import prove_checkers
+    from hyperlab.host.facts import host_plan
+    from hyperlab.ops.solve import solve
 
     monkeypatch.setenv("HYPERLAB_GRADING_KEY", lab_env["HYPERLAB_GRADING_KEY"])
     assert not ours(inventory(conn, alongside=True)), \
@@ -53,9 +57,21 @@ def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, l
         unpiped = run_lab(lab_env, "exec", LAB, "HV1", "--instance", SOLVED, "--", "wc", "-c", input="hyperlab\n")
         assert unpiped.stdout.strip() == "0", unpiped.stdout
         loaded = load_lab(LAB, ROOT)
-        before, after = prove_checkers(conn, loaded, host_plan(loaded, SOLVED), tmp_path,  # type: ignore[arg-type]
-                                       key=lab_env["HYPERLAB_GRADING_KEY"])
-        assert after["score"] == after["max"] == 100
+        plan = host_plan(loaded, SOLVED)
+        before, after = prove_checkers(loaded, SOLVED, lambda steps: solve(conn, loaded, plan, steps),  # type: ignore[arg-type]
+                                       tmp_path, key=lab_env["HYPERLAB_GRADING_KEY"])
+        assert after.score == after.max == 100
+
+        # `pytest checkers/` typed at the root, as an instructor does: every lab collects beside the
+        # others, chapter-1 is checked against both its instances, and every other lab is either
+        # checked (another worker may have it up) or said in one line and skipped, never a stop
+        proc = subprocess.run([sys.executable, "-m", "pytest", "checkers/", "-p", "no:cacheprovider"], cwd=ROOT,
+                              env=lab_env, capture_output=True, text=True, timeout=1800)
+        assert proc.returncode == 1, proc.stdout + proc.stderr  # the fresh instance fails
+        scores = dict(re.findall(r"^=+ hyperlab: chapter-1 / (\S+) =+$.*?^score ([\d.]+) / 100$", proc.stdout, re.M | re.S))
+        assert scores == {SOLVED: "100", FRESH: "0"}, proc.stdout
+        for other in ("chapter-2", "chapter-2-linux"):
+            assert f"hyperlab: lab {other}: " in proc.stdout or f"hyperlab: {other} / " in proc.stdout, proc.stdout
 
         roster = tmp_path / "roster.csv"
         roster.write_text(f"student,instance\nKim Solved,{SOLVED}\nLee Fresh,{FRESH}\n")
@@ -67,7 +83,7 @@ def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, l
         assert {s.id: rows["Kim Solved"][s.id] for s in loaded.lab.steps} == {s.id: str(s.points) for s in loaded.lab.steps}
         assert {rows["Lee Fresh"][s.id] for s in loaded.lab.steps} == {"0"}
         print(f"\nchapter-1: lab up x2 {up - started:.0f}s, checks+solve+checks+grade {time.monotonic() - up:.0f}s; "
-              f"before: {[(s['id'], s['status']) for s in before['steps']]}")
+              f"before: {[(s.id, str(s.status)) for s in before.steps]}")
     finally:
         downs = [run_lab(lab_env, "down", LAB, "--instance", name, check=False) for name in (SOLVED, FRESH)]
         print(f"chapter-1: total {time.monotonic() - started:.0f}s")

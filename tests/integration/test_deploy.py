@@ -73,11 +73,11 @@ def test_exec_returns_the_commands_exit_code_and_output(deployed: str) -> None:
 
 
 def test_the_agent_channel_moves_large_output_and_files_and_enforces_timeouts(conn: object, deployed: str) -> None:
-    from hyperlab.ops.deploy import channel_for
+    from hyperlab.guest.agent import agent_channel
     from hyperlab.core.load import load_lab
     from hyperlab.core.plan import plan
 
-    channel = channel_for(conn, plan(load_lab(LAB, ROOT), deployed).node("B"))  # type: ignore[arg-type]
+    channel = agent_channel(conn, plan(load_lab(LAB, ROOT), deployed).node("B"))  # type: ignore[arg-type]
     # 20 MB: twice libvirt's 10 MiB cap on one agent reply, which once broke the domain's agent for good
     big = channel.run("head -c 15000000 /dev/urandom | base64 -w 0", timeout=300)
     assert big.ok and len(big.stdout) == 20000000 and not big.truncated

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.ops.deploy import host_plan
+from hyperlab.core.load import load_lab
 from hyperlab.grading.selftest import prove_checkers
 from hyperlab.host.conn import lookup_domain
-from hyperlab.core.load import load_lab
+from hyperlab.host.facts import host_plan
+from hyperlab.ops.solve import solve
 from tests.integration.conftest import ROOT, inventory, run_lab
 
 pytestmark = pytest.mark.vm
@@ -65,16 +66,18 @@ def test_checkers_fail_when_fresh_and_pass_after_lab_solve(conn: object, deploye
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HYPERLAB_GRADING_KEY", deployed["HYPERLAB_GRADING_KEY"])
     loaded = load_lab(LAB)
-    before, after = prove_checkers(conn, loaded, host_plan(loaded, "g-solved"), tmp_path)  # type: ignore[arg-type]
-    assert statuses(before) == {"account": "FAIL", "web": "BLOCKED", "motd": "FAIL"}
-    assert "S1 has no user kosa" in before["steps"][0]["observed"]
-    assert before["steps"][0]["hint"]["en"].startswith("useradd")
-    assert after["score"] == after["max"] == 9
+    plan = host_plan(loaded, "g-solved")
+    before, after = prove_checkers(loaded, "g-solved", lambda steps: solve(conn, loaded, plan, steps),  # type: ignore[arg-type]
+                                   tmp_path)
+    assert statuses(before.to_json()) == {"account": "FAIL", "web": "BLOCKED", "motd": "FAIL"}
+    assert "S1 has no user kosa" in before.steps[0].observed
+    assert before.steps[0].hint_in("en").startswith("useradd")
+    assert after.score == after.max == 9
     # the evidence names what was run and seen, with the domain it was taken from
-    web = next(s for s in after["steps"] if s["id"] == "web")
-    kinds = {e["kind"] for c in web["checks"] for e in c["evidence"]}
+    web = next(s for s in after.steps if s.id == "web")
+    kinds = {e["kind"] for c in web.checks for e in c.evidence}
     assert kinds == {"command", "probe"}
-    assert set(after["domains"]) == {"S1"}
+    assert set(after.domains) == {"S1"}
 
 
 def test_pytest_checkers_gives_the_same_result_as_lab_check(deployed: dict[str, str], tmp_path: Path) -> None:

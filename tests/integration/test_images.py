@@ -22,7 +22,8 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from hyperlab.images.store import ENV_ROOT, ImageStore
+from hyperlab.host.facts import ENV_ROOT
+from hyperlab.images.store import ImageStore
 
 pytestmark = pytest.mark.images
 

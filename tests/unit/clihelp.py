@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import Result
 from typer.testing import CliRunner
 
-from hyperlab.cli import app
+from hyperlab.cli.main import app
 
 
 def run_lab(*args: str) -> Result:

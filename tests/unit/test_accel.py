@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from hyperlab.host import accel
-from hyperlab.host.accel import (
-    AccelReport,
-    AccelUnavailable,
-    ProbeGuest,
-    ProbeResult,
-    cache_key,
-    cpu_vendor,
-    detect_accel,
-    load_cached,
-    probe_command,
-    resolve_accel,
-    save_cached,
-    verdict,
-)
+from hyperlab.host.accel import AccelReport, AccelUnavailable, ProbeGuest, ProbeResult, cache_key, detect_accel, load_cached, resolve_accel, save_cached, verdict
+from hyperlab.host.facts import cpu_vendor
+from hyperlab.host.accel_probe import probe_command
 from hyperlab.core.errors import UsageError
 
 HUNG = AccelReport("tcg", "hung", "/dev/kvm exists but a test guest hung under KVM (no kernel output after 15 s)",
@@ -145,18 +135,20 @@ def test_detection_uses_the_cache_and_boots_nothing(tmp_path: Path, monkeypatch:
     device.write_text("")
     path = tmp_path / "accel.json"
     save_cached(path, cache_key(os.uname().release, "QEMU emulator version 7.2.22", True), HUNG)
-    report = detect_accel(None, cache_path=path, device=device)
+    report = detect_accel(cache_path=path, device=device)
     assert report.cached and report.status == "hung"
 
 
 def test_without_a_test_guest_detection_says_so_and_caches_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hyperlab.images.store import ImageStore
+    from hyperlab.images.test_guest import find_test_guest
 
     monkeypatch.setattr(accel, "qemu_binary", lambda: "/usr/bin/qemu-system-x86_64")
     monkeypatch.setattr(accel, "qemu_version", lambda qemu=None: "QEMU 7.2")
     monkeypatch.setattr(accel, "kvm_device_problem", lambda device: None)
     path = tmp_path / "accel.json"
-    report = detect_accel(ImageStore(tmp_path / "empty-store"), cache_path=path, device=tmp_path)
+    report = detect_accel(lambda: find_test_guest(ImageStore(tmp_path / "empty-store")), cache_path=path,
+                          device=tmp_path)
     assert (report.accel, report.status, report.tested) == ("tcg", "untested", False)
     assert "lab image build tiny" in report.reason
     assert not path.exists()
@@ -164,7 +156,7 @@ def test_without_a_test_guest_detection_says_so_and_caches_nothing(tmp_path: Pat
 
 def test_a_missing_device_is_said_without_booting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accel, "qemu_binary", lambda: "/usr/bin/qemu-system-x86_64")
-    report = detect_accel(None, cache_path=tmp_path / "accel.json", device=tmp_path / "kvm")
+    report = detect_accel(cache_path=tmp_path / "accel.json", device=tmp_path / "kvm")
     assert (report.accel, report.status) == ("tcg", "missing")
     assert report.reason.startswith(f"{tmp_path / 'kvm'} is missing")
     assert report.reason.endswith(": using software emulation")
@@ -176,8 +168,8 @@ def test_a_missing_device_is_said_without_booting(tmp_path: Path, monkeypatch: p
 def detector(report: AccelReport) -> object:
     calls: list[object] = []
 
-    def detect(store: object) -> AccelReport:
-        calls.append(store)
+    def detect() -> AccelReport:
+        calls.append("detect")
         return report
 
     detect.calls = calls  # type: ignore[attr-defined]
@@ -265,13 +257,13 @@ def test_cpu_vendor_of_this_host_matches_proc_cpuinfo() -> None:
     assert cpu_vendor() == ("amd" if "AuthenticAMD" in text else "intel")
 
 
-def _fake_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kvm: ProbeResult, tcg: ProbeResult) -> list[str]:
+def _fake_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kvm: ProbeResult, tcg: ProbeResult
+               ) -> tuple[list[str], Callable[[], ProbeGuest]]:
     """A host with QEMU, a usable /dev/kvm and a test guest, whose probes give `kvm` and `tcg`."""
     monkeypatch.setattr(accel, "qemu_binary", lambda: "/usr/bin/qemu-system-x86_64")
     monkeypatch.setattr(accel, "qemu_version", lambda qemu=None: "QEMU 7.2")
     monkeypatch.setattr(accel, "kvm_device_problem", lambda device: None)
     guest = ProbeGuest("tiny", tmp_path / "k", tmp_path / "i", "hyperlab-tiny: ready boot=")
-    monkeypatch.setattr(accel, "find_test_guest", lambda store: guest)
     runs: list[str] = []
 
     def fake_run(which: str, g: ProbeGuest, timeout: float, qemu: str | None = None) -> ProbeResult:
@@ -279,14 +271,14 @@ def _fake_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kvm: ProbeResult
         return kvm if which == "kvm" else tcg
 
     monkeypatch.setattr(accel, "run_probe", fake_run)
-    return runs
+    return runs, lambda: guest
 
 
 def test_a_guest_that_fails_under_tcg_too_is_not_blamed_on_kvm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = probe(returncode=1, seconds=0.1, stderr="qemu: linux kernel too old to load a ram disk\n")
-    runs = _fake_host(monkeypatch, tmp_path, kvm=broken, tcg=replace(broken, accel="tcg"))
+    runs, guest = _fake_host(monkeypatch, tmp_path, kvm=broken, tcg=replace(broken, accel="tcg"))
     path = tmp_path / "accel.json"
-    report = detect_accel(None, cache_path=path, device=tmp_path)
+    report = detect_accel(guest, cache_path=path, device=tmp_path)
     assert runs == ["kvm", "tcg"]
     assert (report.accel, report.status) == ("tcg", "untested")
     assert report.why == ("KVM not tested: the test guest 'tiny' does not boot under software emulation either "
@@ -297,9 +289,9 @@ def test_a_guest_that_fails_under_tcg_too_is_not_blamed_on_kvm(tmp_path: Path, m
 def test_qemu_refusing_kvm_while_tcg_boots_is_a_cached_kvm_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     refused = probe(returncode=1, seconds=0.1, stderr="qemu-system-x86_64: failed to initialize kvm: Invalid argument\n")
     ok = probe(accel="tcg", reached=True, seconds=3.0, output="hyperlab-tiny: ready boot=1\n")
-    runs = _fake_host(monkeypatch, tmp_path, kvm=refused, tcg=ok)
+    runs, guest = _fake_host(monkeypatch, tmp_path, kvm=refused, tcg=ok)
     path = tmp_path / "accel.json"
-    report = detect_accel(None, cache_path=path, device=tmp_path)
+    report = detect_accel(guest, cache_path=path, device=tmp_path)
     assert runs == ["kvm", "tcg"]
     assert (report.accel, report.status) == ("tcg", "failed")
     assert report.reason == ("QEMU cannot use KVM: qemu-system-x86_64: failed to initialize kvm: Invalid argument: "
@@ -308,6 +300,6 @@ def test_qemu_refusing_kvm_while_tcg_boots_is_a_cached_kvm_failure(tmp_path: Pat
 
 
 def test_a_hang_is_not_rechecked_under_tcg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runs = _fake_host(monkeypatch, tmp_path, kvm=probe(timed_out=True), tcg=probe(accel="tcg", reached=True))
-    report = detect_accel(None, cache_path=tmp_path / "accel.json", device=tmp_path)
+    runs, guest = _fake_host(monkeypatch, tmp_path, kvm=probe(timed_out=True), tcg=probe(accel="tcg", reached=True))
+    report = detect_accel(guest, cache_path=tmp_path / "accel.json", device=tmp_path)
     assert runs == ["kvm"] and report.status == "hung"

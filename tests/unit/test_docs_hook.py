@@ -11,8 +11,13 @@ from typing import Any
 import pytest
 import typer
 
-from hyperlab.cli import app
-from hyperlab.docsite.hook import check_command, cli_reference, generate, lab_page, labs_nav, schema_reference, write_generated
+from hyperlab.cli.main import app
+from hyperlab.docsite.lab_pages import check_command
+from hyperlab.docsite.checkers_page import checkers_reference
+from hyperlab.docsite.cli_page import cli_reference
+from hyperlab.docsite.hook import generate, labs_nav, write_generated
+from hyperlab.docsite.lab_pages import lab_page
+from hyperlab.docsite.schema_page import schema_reference
 from hyperlab.core.load import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,14 +125,15 @@ def test_checkers_reference_lists_every_fixture_method_option_and_state(pytestco
     """The checker API page is read from the code, so a new fixture, method or option shows up by itself."""
     from _pytest.fixtures import getfixturemarker
 
-    from hyperlab.docsite.hook import NOT_FOR_CHECKERS, checkers_reference, probe_functions
+    from hyperlab.docsite.checkers_page import NOT_FOR_CHECKERS, probe_functions
     from hyperlab.grading import plugin
+    from hyperlab.grading.session import LAB_FIXTURES
     from hyperlab.grading.eventually import eventually
     from hyperlab.grading.outcome import Status
     from hyperlab.grading.target import Node, Probe
 
     fixtures = [name for name, obj in vars(plugin).items() if getfixturemarker(obj) is not None]
-    assert set(plugin.LAB_FIXTURES) <= set(fixtures)
+    assert set(LAB_FIXTURES) <= set(fixtures)
     options = [name for option in pytestconfig._parser.getgroup("hyperlab").options for name in option.names()]
     assert "--roster" in options and "--instance" in options
     assert NOT_FOR_CHECKERS == {"close"}  # the only public members left out, on purpose
@@ -158,12 +164,14 @@ def test_checkers_reference_lists_every_fixture_method_option_and_state(pytestco
 
 
 def test_checkers_reference_names_exactly_the_exceptions_the_plugin_counts_as_error() -> None:
-    from hyperlab.docsite.hook import unreachable_exceptions
-    from hyperlab.grading import plugin
+    from hyperlab.grading.unreachable import COULD_NOT_CHECK, unreachable
 
-    for cls in unreachable_exceptions():
-        assert plugin.unreachable(cls.__new__(cls)), cls
-    assert not plugin.unreachable(AssertionError("wrong state")) and not plugin.unreachable(KeyError("bug"))
+    row = next(line for line in checkers_reference("en").splitlines() if "(could not check)" in line)
+    named = re.findall(r"`(\w+)`", row.split("|")[1])
+    assert named == [cls.__name__ for cls in COULD_NOT_CHECK]
+    for cls in COULD_NOT_CHECK:
+        assert unreachable(cls.__new__(cls)), cls
+    assert not unreachable(AssertionError("wrong state")) and not unreachable(KeyError("bug"))
 
 
 def test_generate_writes_the_checker_reference_in_both_languages() -> None:

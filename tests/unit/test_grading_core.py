@@ -15,7 +15,9 @@ from hyperlab.core.errors import LabError
 from hyperlab.grading import eventually
 from hyperlab.grading import evidence
 from hyperlab.grading.gradebook import grades_csv, junit_xml, report_html
-from hyperlab.grading.outcome import NO_CHECKER, CheckResult, Status, closure, fold, order
+from hyperlab.grading.document import RunDocument
+from hyperlab.grading.outcome import NO_CHECKER, CheckResult, Status, fold
+from hyperlab.core.steps import closure, order
 from hyperlab.grading.roster import read_roster
 from hyperlab.core.load import load_lab
 
@@ -62,7 +64,7 @@ def test_order_puts_requirements_first_and_closure_follows_them(solo) -> None:
 
 def test_check_results_survive_json(solo) -> None:
     original = CheckResult("a::b", "name", "web", 2.5, Status.ERROR, "why", 1.25, [{"kind": "command"}])
-    assert CheckResult.from_dict(json.loads(json.dumps(original.as_dict()))) == original
+    assert CheckResult.from_json(json.loads(json.dumps(original.to_json()))) == original
 
 
 # ------------------------------------------------------------------------ eventually
@@ -106,15 +108,15 @@ def test_eventually_does_not_wait_out_unreachable_nodes() -> None:
 def test_signature_binds_the_domain_uuids(tmp_path: Path) -> None:
     key = evidence.load_key(tmp_path / "k", create=True)
     assert oct((tmp_path / "k").stat().st_mode & 0o777) == "0o600"
-    doc = evidence.sign({"lab": "solo", "instance": "kim", "score": 9, "max": 9, "steps": [],
-                         "domains": {"S1": "1111"}, "finished": "now"}, key)
-    assert evidence.verify(doc, key, {"S1": "1111"}).ok
-    moved = evidence.verify(doc, key, {"S1": "2222"})
+    doc = evidence.sign(RunDocument(lab="solo", instance="kim", score=9, max=9, steps=[],
+                                    domains={"S1": "1111"}, finished="now"), key).to_json()
+    assert evidence.verify(doc, key, lambda _: {"S1": "1111"}).ok
+    moved = evidence.verify(doc, key, lambda _: {"S1": "2222"})
     assert not moved.ok and "S1: file 1111, deployed 2222" in moved.lines[-1]
-    other = evidence.verify(doc, evidence.load_key(tmp_path / "other", create=True), None)
+    other = evidence.verify(doc, evidence.load_key(tmp_path / "other", create=True), lambda _: None)
     assert not other.ok and "signed with another key" in other.lines[0]
     unsigned = {k: v for k, v in doc.items() if k != "signature"}
-    assert not evidence.verify(unsigned, key, None).ok
+    assert not evidence.verify(unsigned, key, lambda _: None).ok
 
 
 def test_a_missing_key_is_not_made_when_verifying(tmp_path: Path) -> None:
@@ -154,12 +156,12 @@ def test_roster_mistakes_name_the_line(tmp_path: Path, text: str, message: str) 
 # ------------------------------------------------------------------------- gradebook
 
 
-def document(student: str, statuses: dict[str, str], scores: dict[str, float]) -> dict:
+def document(student: str, statuses: dict[str, str], scores: dict[str, float]) -> RunDocument:
     steps = [{"id": k, "title": {"ko": k, "en": k}, "status": v, "points": 3, "score": scores.get(k, 0.0),
               "observed": "" if v == "PASS" else f"{k} observed", "hint": {"ko": "힌트", "en": "hint"}, "checks": []}
              for k, v in statuses.items()]
-    return {"lab": "solo", "instance": student, "student": student, "score": sum(scores.values()), "max": 9,
-            "steps": steps, "error": None, "started": "t0"}
+    return RunDocument.from_json({"lab": "solo", "instance": student, "student": student, "score": sum(scores.values()),
+                                  "max": 9, "steps": steps, "error": None, "started": "t0"})
 
 
 def test_gradebook_writes_error_never_zero_for_unchecked_labs(solo) -> None:

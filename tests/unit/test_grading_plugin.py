@@ -8,6 +8,7 @@ libvirt, except the "not deployed" test, which uses libvirt's built-in test driv
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -123,10 +124,10 @@ def test_evidence_is_signed_and_tampering_shows(checkout: pytest.Pytester) -> No
     _result, doc = evidence_of(checkout, "--student", "Kim")
     key = evidence.load_key(checkout.path / "key", create=False)
     assert doc["student"] == "Kim" and doc["signature"]["alg"] == "HMAC-SHA256"
-    assert evidence.verify(doc, key, None).ok
+    assert evidence.verify(doc, key, lambda _: None).ok
     cheated = json.loads(json.dumps(doc))
     cheated["score"] = 17
-    verdict = evidence.verify(cheated, key, None)
+    verdict = evidence.verify(cheated, key, lambda _: None)
     assert not verdict.ok and "changed after it was signed" in verdict.lines[0]
     checks = [c for s in doc["steps"] for c in s["checks"]]
     assert {c["name"] for c in checks} >= {"the big part of base", "all good", "test_later"}
@@ -231,3 +232,66 @@ def test_every_shipped_lab_with_checkers_collects_cleanly() -> None:
         proc = subprocess.run([sys.executable, "-m", "pytest", str(folder), "--collect-only", "-q", "-p", "no:cacheprovider",
                                "--import-mode=importlib"], capture_output=True, text=True, cwd=root)
         assert proc.returncode == 0, f"{folder}:\n{proc.stdout}\n{proc.stderr}"
+
+
+# ------------------------------------------------- `pytest checkers/` over every lab
+
+
+def second_lab(pytester: pytest.Pytester) -> None:
+    """A second lab whose checker file has the same name as demo's: both must collect side by side."""
+    (pytester.path / "labs" / "other").mkdir(parents=True)
+    (pytester.path / "labs" / "other" / "lab.yaml").write_text(LAB.replace("id: demo", "id: other"))
+    (pytester.path / "checkers" / "other").mkdir(parents=True)
+    uses_a_node = 'import pytest\n\n@pytest.mark.step("fine")\ndef test_x(node):\n    node("N1").sh("true")\n'
+    write_checkers(pytester, uses_a_node)
+    (pytester.path / "checkers" / "other" / "test_demo.py").write_text(uses_a_node)
+
+
+def test_labs_with_nothing_deployed_are_one_line_each_and_skipped(checkout: pytest.Pytester) -> None:
+    second_lab(checkout)
+    result = run(checkout, "checkers/", "--uri", "test:///default", "--import-mode=importlib", "-ra")
+    out = result.stdout.str()
+    for lab_id in ("demo", "other"):
+        line = f"lab {lab_id}: no instance is deployed at test:///default; start one with `lab up {lab_id}`"
+        assert out.count(f"hyperlab: {line}") == 1, out  # said once, in one line
+        assert re.search(rf"^SKIPPED \[1\] checkers/{lab_id}: {re.escape(line)}", out, re.M), out
+    result.assert_outcomes(skipped=2)
+    assert result.ret == pytest.ExitCode.OK and "Traceback" not in out
+
+
+def test_lab_narrows_and_instance_names_the_instance(checkout: pytest.Pytester) -> None:
+    second_lab(checkout)
+    narrowed = run(checkout, "checkers/", "--uri", "test:///default", "--import-mode=importlib", "--lab", "other")
+    narrowed.assert_outcomes(skipped=1, deselected=1)
+    assert "lab demo" not in narrowed.stdout.str()
+    named = run(checkout, "checkers/", "--uri", "test:///default", "--import-mode=importlib", "--instance", "kim")
+    assert named.ret == pytest.ExitCode.INTERRUPTED  # asked for by name: not deployed is a stop, not a skip
+    assert "lab demo instance kim is not deployed" in named.stdout.str()
+    assert "lab other instance kim is not deployed" in named.stdout.str()
+
+
+def test_each_lab_is_checked_against_every_instance_deployed(checkout: pytest.Pytester) -> None:
+    """libvirt's test driver keeps its domains while a connection is open, across connections of this
+    process: the plugin (run in-process) sees the two instances defined here, and only demo's."""
+    import libvirt
+
+    from hyperlab.core.plan import METADATA_NS
+
+    second_lab(checkout)
+    conn = libvirt.open("test:///default")
+    defined = []
+    try:
+        for instance in ("kim", "lee"):
+            xml = (f"<domain type='test'><name>hl.demo.{instance}.N1</name><memory>65536</memory>"
+                   f"<os><type>hvm</type></os><metadata><hl:instance xmlns:hl='{METADATA_NS}' lab='demo' "
+                   f"instance='{instance}' topology-hash='x'/></metadata></domain>")
+            defined.append(conn.defineXML(xml))
+        result = run(checkout, "checkers/", "--uri", "test:///default", "--import-mode=importlib", "--collect-only", "-q")
+        out = result.stdout.str()
+        assert "checkers/demo/test_demo.py::test_x[kim]" in out and "checkers/demo/test_demo.py::test_x[lee]" in out, out
+        assert "checkers/other/test_demo.py::test_x" in out and "test_x[" not in out.split("checkers/other/")[1], out
+        assert "hyperlab: lab other: no instance is deployed" in out and "lab demo:" not in out
+    finally:
+        for domain in defined:
+            domain.undefine()
+        conn.close()

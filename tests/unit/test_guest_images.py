@@ -1,4 +1,4 @@
-"""Delivery of the nested guests' images into their host nodes (deploy.deliver_guest_images): no libvirt."""
+"""Delivery of the nested guests' images into their host nodes (ops.guest_images.deliver_guest_images): no libvirt."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 
-from hyperlab.ops import deploy
-from hyperlab.ops.deploy import (
-    GUEST_IMAGE_DIR,
-    deliver_guest_images,
-    guest_image_files,
-    guest_image_marker,
-    guest_images,
-)
+from hyperlab.ops import guest_images as delivery
+from hyperlab.ops.guest_images import GUEST_IMAGE_DIR, deliver_guest_images, guest_image_files, guest_image_marker, guest_images
 from hyperlab.guest.base import RunResult
 from hyperlab.images.store import ImageManifest, ImageStore
 from hyperlab.images.ticker import KERNEL_SHA256
@@ -114,7 +108,7 @@ def test_delivery_writes_partial_files_renames_them_and_then_its_marker_once(tmp
         channels[node.name] = FakeChannel(node.name, guests[node.name])
         return channels[node.name]
 
-    monkeypatch.setattr(deploy, "channel_for", fake_channel_for)
+    monkeypatch.setattr(delivery, "agent_channel", fake_channel_for)
     deliver_guest_images(None, loaded, p, only={"SVR1"}, store=store)  # type: ignore[arg-type]
     assert set(channels) == {"SVR1"}
     marker = guest_image_marker(store.get("ticker"))

@@ -1,4 +1,4 @@
-"""hyperlab.host.hostnet's pure part: nft rulesets, iptables guards and ip commands from a Plan (no root)."""
+"""hyperlab.render.hostnet_rules, the pure part of the host side: nft rulesets, iptables guards and ip commands from a Plan (no root)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.host import hostnet
-from hyperlab.host.hostnet import HOST, Guard, Link, State
+from hyperlab.render import hostnet_rules as rules
+from hyperlab.render.hostnet_rules import HOST, Guard, Link, State
 from hyperlab.core.load import load_lab
 from hyperlab.core.plan import Plan, plan
 
@@ -39,16 +39,16 @@ def net(p: Plan, name: str):
     return next(n for n in p.networks if n.name == name)
 
 
-def commands(steps: list[hostnet.Step]) -> list[str]:
+def commands(steps: list[rules.Step]) -> list[str]:
     return [" ".join(argv) for step in steps for argv in step.commands]
 
 
 def test_served_networks_are_those_with_a_host_address_except_bridge_mode(p: Plan) -> None:
-    assert [n.name for n in hostnet.served(p)] == ["public", "lan", "routed"]
+    assert [n.name for n in rules.served(p)] == ["public", "lan", "routed"]
 
 
 def test_nat_network_masquerades_out_of_the_transit_link_only(p: Plan) -> None:
-    text, inside, public = hostnet.netns_ruleset(p), p.host_side.host_veth + "n", net(p, "public")
+    text, inside, public = rules.netns_ruleset(p), p.host_side.host_veth + "n", net(p, "public")
     assert f'iifname "{public.host_veth}" oifname "{inside}" accept' in text
     assert f'oifname "{inside}" ip saddr 192.168.1.0/24 masquerade' in text
     assert f'iifname "{inside}" oifname "{public.host_veth}"' not in text  # no new connections inwards
@@ -57,38 +57,38 @@ def test_nat_network_masquerades_out_of_the_transit_link_only(p: Plan) -> None:
 
 
 def test_isolated_network_forwards_nothing(p: Plan) -> None:
-    text, lan = hostnet.netns_ruleset(p), net(p, "lan")
+    text, lan = rules.netns_ruleset(p), net(p, "lan")
     assert lan.host_veth and lan.host_veth not in text
     assert "192.168.50.0/24" not in text and "192.168.60.0/24" not in text
 
 
 def test_route_network_forwards_both_ways_without_nat_and_the_host_routes_it(p: Plan) -> None:
-    text, inside, routed = hostnet.netns_ruleset(p), p.host_side.host_veth + "n", net(p, "routed")
+    text, inside, routed = rules.netns_ruleset(p), p.host_side.host_veth + "n", net(p, "routed")
     assert f'iifname "{routed.host_veth}" oifname "{inside}" accept' in text
     assert f'iifname "{inside}" oifname "{routed.host_veth}" accept' in text
     assert "10.77.0.0/24" not in text  # no masquerade
-    host_routes = [c for c in commands(hostnet.steps(p, State())) if c.startswith("ip route replace")]
+    host_routes = [c for c in commands(rules.steps(p, State())) if c.startswith("ip route replace")]
     assert host_routes == [f"ip route replace 10.77.0.0/24 via {p.host_side.netns_end.ip} dev {p.host_side.host_veth}"]
 
 
 def test_ruleset_replaces_one_table_atomically_and_names_the_instance(p: Plan) -> None:
-    text = hostnet.netns_ruleset(p)
+    text = rules.netns_ruleset(p)
     assert text.startswith("table ip hyperlab\ndelete table ip hyperlab\ntable ip hyperlab {\n")
-    assert f'comment "{hostnet.ns_table_comment(p)}"' in text
-    assert hostnet.ns_table_comment(p).startswith("hyperlab:hn.t1 ")
+    assert f'comment "{rules.ns_table_comment(p)}"' in text
+    assert rules.ns_table_comment(p).startswith("hyperlab:hn.t1 ")
     assert text.count("table ip") == 3
 
 
 def test_host_rules_masquerade_the_transit_and_stop_routing_from_our_bridges(p: Plan) -> None:
     hs = p.host_side
-    rules = hostnet.host_rules(p)
-    assert rules[("postrouting", f"hyperlab:hn.t1 {hs.transit}")] == f'ip saddr {hs.transit} oifname != "{hs.host_veth}" masquerade'
-    (forward_key, forward), = [(k, v) for k, v in rules.items() if k[0] == "forward"]
+    wanted = rules.host_rules(p)
+    assert wanted[("postrouting", f"hyperlab:hn.t1 {hs.transit}")] == f'ip saddr {hs.transit} oifname != "{hs.host_veth}" masquerade'
+    (forward_key, forward), = [(k, v) for k, v in wanted.items() if k[0] == "forward"]
     assert forward_key[1].startswith("hyperlab:hn.t1 bridges ")
     bridges = ", ".join(f'"{b}"' for b in sorted(n.bridge for n in p.networks if n.mode != "bridge"))
     assert forward == f"iifname {{ {bridges} }} oifname != {{ {bridges} }} counter drop"
     assert "br0" not in forward
-    text = hostnet.host_script(p, [("postrouting", f"hyperlab:hn.t1 {hs.transit}")])
+    text = rules.host_script(p, [("postrouting", f"hyperlab:hn.t1 {hs.transit}")])
     assert text.splitlines() == [
         "add table ip hyperlab-host",
         "add chain ip hyperlab-host postrouting { type nat hook postrouting priority srcnat; policy accept; }",
@@ -99,7 +99,7 @@ def test_host_rules_masquerade_the_transit_and_stop_routing_from_our_bridges(p: 
 
 
 def test_guards_cover_our_bridges_and_the_transit_link_but_never_a_host_bridge(p: Plan) -> None:
-    guards = hostnet.guard_rules(p)
+    guards = rules.guard_rules(p)
     tagged = ("-m", "comment", "--comment", "hyperlab:hn.t1")
     bridges = sorted(n.bridge for n in p.networks if n.mode != "bridge")
     assert len(bridges) == 4 and all(" ".join(tagged) in " ".join(g.args) for g in guards)
@@ -113,7 +113,7 @@ def test_guards_cover_our_bridges_and_the_transit_link_but_never_a_host_bridge(p
 
 def test_from_nothing_every_object_is_created_in_order(p: Plan) -> None:
     hs, ns = p.host_side, p.host_side.netns
-    cmds = commands(hostnet.steps(p, State()))
+    cmds = commands(rules.steps(p, State()))
     assert cmds[0] == f"ip netns add {ns}"
     assert f"ip link add {hs.host_veth} type veth peer name {hs.host_veth}n netns {ns}" in cmds
     public = net(p, "public")
@@ -135,21 +135,21 @@ def test_from_nothing_every_object_is_created_in_order(p: Plan) -> None:
 
 
 def test_guards_only_with_br_netfilter_and_only_into_chains_that_exist(p: Plan) -> None:
-    cmds = commands(hostnet.steps(p, State(brnf=True, guarded={("filter", "FORWARD")})))
+    cmds = commands(rules.steps(p, State(brnf=True, guarded={("filter", "FORWARD")})))
     guards = [c for c in cmds if c.startswith("iptables")]
     assert guards and all(c.startswith("iptables -w -t filter -I FORWARD 1 ") for c in guards)
     assert len(guards) == 4 + 2
     # inserted at 1 in reverse: the final order is guard_rules' order
-    first = next(g for g in hostnet.guard_rules(p) if g.table == "filter")
+    first = next(g for g in rules.guard_rules(p) if g.table == "filter")
     assert guards[-1].endswith(" ".join(first.args))
 
 
 def in_place(p: Plan, **extra: object) -> State:
     """A State as `observe` would report it once everything is in place."""
-    want = hostnet.desired(p, State(brnf=True, guarded=set(hostnet.GUARD_CHAINS)))
+    want = rules.desired(p, State(brnf=True, guarded=set(rules.GUARD_CHAINS)))
     have = State(netns=True, links=dict(want.links), routes=set(want.routes), forwarding=dict(want.forwarding),
-                 ns_table=want.ns_table, host_rules=dict.fromkeys(hostnet.host_rules(p), 7), guards=set(want.guards),
-                 brnf=True, guarded=set(hostnet.GUARD_CHAINS))
+                 ns_table=want.ns_table, host_rules=dict.fromkeys(rules.host_rules(p), 7), guards=set(want.guards),
+                 brnf=True, guarded=set(rules.GUARD_CHAINS))
     have.addresses = {k: frozenset({v.address}) if v.address else frozenset() for k, v in want.links.items()}
     for k, v in extra.items():
         setattr(have, k, v)
@@ -157,7 +157,7 @@ def in_place(p: Plan, **extra: object) -> State:
 
 
 def test_nothing_to_do_when_everything_is_in_place(p: Plan) -> None:
-    assert hostnet.steps(p, in_place(p)) == []
+    assert rules.steps(p, in_place(p)) == []
 
 
 def test_only_what_is_missing_is_done(p: Plan) -> None:
@@ -166,7 +166,7 @@ def test_only_what_is_missing_is_done(p: Plan) -> None:
     have.links[(HOST, public.host_veth + "p")] = Link(master=None, up=False)  # detached from a restarted bridge
     have.forwarding[HOST] = False
     have.ns_table = "hyperlab:hn.t1 stale"
-    cmds = commands(hostnet.steps(p, have))
+    cmds = commands(rules.steps(p, have))
     assert cmds == [f"ip link set {public.host_veth}p master {public.bridge}", f"ip link set {public.host_veth}p up",
                     "sysctl -qw net.ipv4.ip_forward=1", f"ip netns exec {p.host_side.netns} nft -f -"]
 
@@ -174,8 +174,8 @@ def test_only_what_is_missing_is_done(p: Plan) -> None:
 def test_a_stale_host_rule_of_this_instance_is_replaced(p: Plan) -> None:
     have = in_place(p)
     have.host_rules = {("postrouting", "hyperlab:hn.t1 169.254.0.4/30"): 3,
-                       **{k: 7 for k in hostnet.host_rules(p) if k[0] == "forward"}}
-    steps = hostnet.steps(p, have)
+                       **{k: 7 for k in rules.host_rules(p) if k[0] == "forward"}}
+    steps = rules.steps(p, have)
     assert commands(steps) == ["nft delete rule ip hyperlab-host postrouting handle 3", "nft -f -"]
     assert steps[1].stdin and "masquerade" in steps[1].stdin and " forward iifname" not in steps[1].stdin
 
@@ -185,26 +185,26 @@ def test_guards_behind_a_foreign_rule_are_moved_first(p: Plan) -> None:
     line = ["POSTROUTING", "-o", bridge, "-m", "comment", "--comment", "hyperlab:hn.t1", "-j", "RETURN"]
     have = in_place(p, misplaced={("nat", "POSTROUTING")}, guard_lines=[("nat", "POSTROUTING", line)])
     have.guards = {g for g in have.guards if g.chain != "POSTROUTING"}
-    cmds = commands(hostnet.steps(p, have))
+    cmds = commands(rules.steps(p, have))
     assert cmds[0] == "iptables -w -t nat -D " + " ".join(line)
     assert len(cmds) == 1 + 4 and all(" -I POSTROUTING 1 " in c for c in cmds[1:])
 
 
 def test_removal_deletes_only_what_was_found(p: Plan) -> None:
-    assert hostnet.removal_steps(p, State()) == []
+    assert rules.removal_steps(p, State()) == []
     hs = p.host_side
     have = in_place(p, guard_lines=[("filter", "FORWARD", ["FORWARD", "-i", hs.host_veth, "-m", "comment",
                                                             "--comment", "hyperlab:hn.t1", "-j", "ACCEPT"])])
     have.routes.add((HOST, "169.254.0.0/16", "", "eth0"))  # not ours
     have.routes.add((HOST, str(hs.transit), "", hs.host_veth))  # the kernel's; goes with the link
-    cmds = commands(hostnet.removal_steps(p, have))
+    cmds = commands(rules.removal_steps(p, have))
     assert cmds[0].startswith(f"iptables -w -t filter -D FORWARD -i {hs.host_veth} ")
     assert cmds[1:3] == ["nft delete rule ip hyperlab-host postrouting handle 7",
                          "nft delete rule ip hyperlab-host forward handle 7"]
     assert cmds[3] == f"ip route del 10.77.0.0/24 via {hs.netns_end.ip} dev {hs.host_veth}"
     assert cmds[-1] == f"ip netns del {hs.netns}"
     dels = [c for c in cmds if c.startswith("ip link del")]
-    assert dels == [f"ip link del {hs.host_veth}"] + [f"ip link del {n.host_veth}p" for n in hostnet.served(p)]
+    assert dels == [f"ip link del {hs.host_veth}"] + [f"ip link del {n.host_veth}p" for n in rules.served(p)]
 
 
 def test_two_instances_share_nothing_but_the_host_table(tmp_path: Path, p: Plan) -> None:
@@ -214,7 +214,7 @@ def test_two_instances_share_nothing_but_the_host_table(tmp_path: Path, p: Plan)
     (root / "topologies" / "hn.yaml").write_text(TOPOLOGY)
     (root / "labs" / "hn" / "lab.yaml").write_text(LAB)
     q = plan(load_lab("hn", root), "t2")
-    words = lambda x: set(" ".join(commands(hostnet.steps(x, State(brnf=True, guarded=set(hostnet.GUARD_CHAINS))))).split())
+    words = lambda x: set(" ".join(commands(rules.steps(x, State(brnf=True, guarded=set(rules.GUARD_CHAINS))))).split())
     shared = {w for w in words(p) & words(q) if w.startswith(("hl", "ht", "hv", "hyperlab:"))}
     assert shared == set()
-    assert not set(hostnet.host_rules(p)) & set(hostnet.host_rules(q))
+    assert not set(rules.host_rules(p)) & set(rules.host_rules(q))

@@ -11,19 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.images.store import (
-    DEFAULT_ROOT,
-    ENV_ROOT,
-    ImageError,
-    ImageInUse,
-    ImageManifest,
-    ImageMissing,
-    ImageStore,
-    InvalidImageName,
-    parse_backing_chain,
-    validate_name,
-    write_atomic,
-)
+from hyperlab.host.facts import DEFAULT_ROOT, ENV_ROOT
+from hyperlab.images.store import ImageError, ImageInUse, ImageManifest, ImageMissing, ImageStore, InvalidImageName, parse_backing_chain, validate_name, write_atomic
 
 needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
 
@@ -346,7 +335,7 @@ def test_mmdebstrap_progress_mapping():
 def test_a_second_lab_up_waits_for_the_build_in_progress_and_uses_it(tmp_path: Path) -> None:
     import threading
 
-    from hyperlab.ops.deploy import ensure_images
+    from hyperlab.images.registry import ensure_images
     from hyperlab.images.store import ImageManifest
     from hyperlab.images.ticker import KERNEL_SHA256
 
@@ -367,7 +356,7 @@ def test_a_second_lab_up_waits_for_the_build_in_progress_and_uses_it(tmp_path: P
 
 
 def test_a_ticker_from_an_older_kernel_is_rebuilt_and_a_current_one_kept(tmp_path: Path) -> None:
-    from hyperlab.ops.deploy import ensure_images
+    from hyperlab.images.registry import ensure_images
     from hyperlab.images.ticker import KERNEL
 
     store = ImageStore(tmp_path)

@@ -14,7 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from hyperlab.docsite.hook import generate, lab_page, lesson_lines, on_config, read_lessons
+from hyperlab.docsite.hook import generate, on_config
+from hyperlab.docsite.lab_pages import lab_page, read_lessons
+from hyperlab.docsite.lab_pages import lesson_lines
 from hyperlab.core.errors import LabError
 from hyperlab.core.load import lab_ids, load_lab
 from tests.unit.clihelp import run_lab

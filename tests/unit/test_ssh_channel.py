@@ -8,13 +8,11 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from hyperlab.guest.base import ChannelError
+from hyperlab.guest.base import ChannelError, host_side_address
+from hyperlab.guest.known_hosts import forget_host_key, known_host_name
 from hyperlab.guest.ssh import (
     SSHChannel,
-    forget_host_key,
     forget_node,
-    known_host_name,
-    ssh_address,
     ssh_channel_for,
 )
 from hyperlab.core.load import load_lab
@@ -34,7 +32,7 @@ def linux_plan() -> Plan:
 @pytest.mark.parametrize(("node", "address"), [("DC1", "192.168.1.100"), ("SVR1", "192.168.1.110"),
                                                ("SVR2", "192.168.1.120")])
 def test_lab_set_address_on_the_host_side_network(linux_plan: Plan, node: str, address: str) -> None:
-    assert str(ssh_address(linux_plan, node)) == address
+    assert str(host_side_address(linux_plan, node)) == address
     ch = ssh_channel_for(linux_plan, node)
     assert ch.host == address and ch.port == 22 and ch.user == "root" and ch.node == node
     assert ch.netns == linux_plan.host_side.netns and ch.netns.startswith("hl-")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hyperlab.core.errors import UsageError
-from hyperlab.core.variables import env_text, instance_variables, parse_overrides, save_overrides
+from hyperlab.core.variables import env_text, parse_overrides
+from hyperlab.host.instance_files import instance_variables, save_overrides
 
 DECLARED: dict[str, str | int | bool] = {"replication_interval_seconds": 300, "nested_image": "tiny", "demo": False}
 

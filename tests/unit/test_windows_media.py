@@ -28,7 +28,8 @@ from hyperlab.images.isofs import (
 from hyperlab.core.load import load_lab
 from hyperlab.core.plan import HostFacts, plan
 from hyperlab.render.unattend import decode_password
-from hyperlab.ops.windows_media import ensure_unattend_media, media_files
+from hyperlab.ops.windows_media import ensure_unattend_media, oem_files
+from hyperlab.render.node_media import media_files
 from tests.unit.clihelp import run_lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,7 +200,7 @@ def test_chapter_2_nodes_get_their_own_specialization(tmp_path: Path) -> None:
     p = plan(loaded, "t1", HostFacts(instances_dir=tmp_path))
     svr1 = p.node("SVR1")
     assert svr1.unattend_iso is not None
-    files = media_files(svr1, loaded, "Pa55-word")
+    files = media_files(svr1, loaded, "Pa55-word", oem_files(loaded.folder, "SVR1"))
     xml = files["Autounattend.xml"].decode()
     assert files["unattend.xml"] == files["Autounattend.xml"]
     assert "<ComputerName>SVR1</ComputerName>" in xml and "192.168.1.110/24" in xml and "kosa.vm" in xml
@@ -212,7 +213,7 @@ def test_chapter_2_nodes_get_their_own_specialization(tmp_path: Path) -> None:
 
 @needs_xorriso
 def test_media_are_written_for_windows_nodes_only_and_once(tmp_path: Path) -> None:
-    from hyperlab.ops.deploy import READY_MARKER
+    from hyperlab.guest.runner import READY_MARKER
 
     assert READY_MARKER["windows"] == "C:\\hyperlab\\ready"
     loaded = load_lab(str(ROOT / "labs" / "chapter-2"))

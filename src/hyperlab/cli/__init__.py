@@ -1,5 +1,1 @@
-"""`lab`: the command line (typer), one module per command group."""
-
-from hyperlab.cli.app import app
-
-__all__ = ["app"]
+"""`lab`: the command line (typer), one module per command group; `hyperlab.cli.main` assembles it."""

@@ -1,7 +1,7 @@
 """`lab doctor [LAB] [--json] [--recheck]`: the host's readiness as a table; exit 1 when a check FAILs.
 
-cli.py calls `register(app)`. Exit codes: 0 nothing failed (warnings allowed), 1 a check failed,
-2 a user mistake (unknown lab), as everywhere in the CLI.
+Exit codes: 0 nothing failed (warnings allowed), 1 a check failed, 2 a user mistake (unknown lab),
+as everywhere in the CLI. The checks are `hyperlab.ops.doctor`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hyperlab.ops.doctor import Finding, any_failed
+from hyperlab.cli.app import ExitCode, app, err, exit_with, out, reports_mistakes
+from hyperlab.core.load import load_lab
+from hyperlab.host.accel import CACHE_PATH, KVM_DEVICE, KVM_TIMEOUT, host_cache_key, load_cached
+from hyperlab.images.store import ImageStore
+from hyperlab.ops.doctor import Finding, any_failed, diagnose
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 STYLES = {"ok": "green", "info": "blue", "warn": "yellow", "fail": "bold red"}
 
 
@@ -41,41 +42,22 @@ def as_json(findings: list[Finding], lab: str | None) -> str:
                       indent=2, ensure_ascii=False)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("doctor")
-    def doctor(
-        lab: Annotated[str | None, typer.Argument(help="Lab id or lab.yaml path: also check what this lab needs.")] = None,
-        as_json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-        recheck: Annotated[bool, typer.Option("--recheck", help="Test KVM again instead of using the cached verdict.")] = False,
-    ) -> None:
-        """Check this host for labs: libvirt, QEMU, KVM (really booting a test guest), firmware, disk,
-        memory, golden images. Each problem comes with the command that fixes it."""
-        from hyperlab.cli.app import (
-            reports_mistakes,  # at call time: cli.py imports this module
-        )
-
-        reports_mistakes(_run)(lab, as_json_, recheck)
-
-
-def _run(lab: str | None, json_output: bool, recheck: bool) -> None:
-    from hyperlab.host.accel import (
-        CACHE_PATH,
-        KVM_DEVICE,
-        KVM_TIMEOUT,
-        host_cache_key,
-        load_cached,
-    )
-    from hyperlab.ops.doctor import diagnose
-    from hyperlab.images.store import ImageStore
-    from hyperlab.core.load import load_lab
-
+@app.command("doctor")
+@reports_mistakes
+def doctor(
+    lab: Annotated[str | None, typer.Argument(help="Lab id or lab.yaml path: also check what this lab needs.")] = None,
+    as_json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    recheck: Annotated[bool, typer.Option("--recheck", help="Test KVM again instead of using the cached verdict.")] = False,
+) -> None:
+    """Check this host for labs: libvirt, QEMU, KVM (really booting a test guest), firmware, disk,
+    memory, golden images. Each problem comes with the command that fixes it."""
     loaded = load_lab(lab) if lab is not None else None
     if KVM_DEVICE.exists() and (recheck or load_cached(CACHE_PATH, host_cache_key()) is None):
         err.print(f"testing whether KVM really works: booting a test guest (up to {KVM_TIMEOUT:g} s, once) ...",
                   markup=False)
     findings = diagnose(loaded, ImageStore(), recheck=recheck)
     lab_id = loaded.lab.id if loaded is not None else None
-    if json_output:
+    if as_json_:
         print(as_json(findings, lab_id))
     else:
         out.print(render_table(findings, title=f"lab doctor {lab_id}" if lab_id else "lab doctor"))
@@ -85,4 +67,4 @@ def _run(lab: str | None, json_output: bool, recheck: bool) -> None:
             for line in fixes:
                 out.print(f"  {line}", markup=False)
     if any_failed(findings):
-        raise typer.Exit(1)
+        raise exit_with(ExitCode.FAILED)

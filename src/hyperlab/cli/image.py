@@ -1,16 +1,16 @@
-"""``lab image``: build and list golden images (mounted by the main CLI as a typer sub-app)."""
+"""`lab image build / list`: golden images (a typer sub-app, mounted by `hyperlab.cli.main`).
+
+Which images exist and what builds them is the catalog (`hyperlab.core.catalog`); here: the
+checks of the arguments before anything is touched, and the progress bars."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
@@ -20,8 +20,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from hyperlab.cli.app import ExitCode, err, out
+from hyperlab.core.catalog import IMAGES
+from hyperlab.core.units import human_size
 from hyperlab.images.common import BuildError
-from hyperlab.images.store import ImageError, ImageManifest, ImageStore
+from hyperlab.images.registry import builder, phases
+from hyperlab.images.store import ImageError, ImageStore
+from hyperlab.images.test_guest import resolve
 
 if TYPE_CHECKING:
     from hyperlab.images.windows import WindowsOptions
@@ -33,82 +38,11 @@ image_app = typer.Typer(
     add_completion=False,
 )
 
-out = Console()
-err = Console(stderr=True)
 
-
-@dataclass(frozen=True)
-class Builder:
-    phases: tuple[str, ...]
-    load: Callable[[], Callable[..., ImageManifest]]
-    about: str
-
-
-def _debian() -> Callable[..., ImageManifest]:
-    from hyperlab.images.debian import build_debian
-
-    return build_debian
-
-
-def _tiny() -> Callable[..., ImageManifest]:
-    from hyperlab.images.tiny import build_tiny
-
-    return build_tiny
-
-
-def _guest_vhdx() -> Callable[..., ImageManifest]:
-    from hyperlab.images.guest_vhdx import build_guest_vhdx
-
-    return build_guest_vhdx
-
-
-def _ticker() -> Callable[..., ImageManifest]:
-    from hyperlab.images.ticker import build_ticker
-
-    return build_ticker
-
-
-def _windows() -> Callable[..., ImageManifest]:
-    from hyperlab.images.windows import build_windows
-
-    return build_windows
-
-
-WINDOWS_PHASES = ("media", "setup", "first boot", "agent", "tools", "sysprep", "manifest")
-
-BUILDERS: dict[str, Builder] = {
-    "debian-12": Builder(
-        ("bootstrap", "configure", "kernel", "disk", "convert", "manifest"),
-        _debian,
-        "Debian 12 with systemd, SSH, guest agent and the Linux labs' packages",
-    ),
-    "tiny": Builder(
-        ("fetch", "initramfs", "disk", "convert", "manifest"),
-        _tiny,
-        "kernel + busybox initramfs + small data disk, for nested guests",
-    ),
-    "guest-vhdx": Builder(
-        ("volume", "copy", "partition", "convert", "manifest"),
-        _guest_vhdx,
-        "NTFS data disk holding your VHDX (--vhdx PATH), shared by overlays with chapter-2's Hyper-V hosts",
-    ),
-    "ticker": Builder(
-        ("kernel", "disk", "manifest"),
-        _ticker,
-        "1 KiB program counting seconds on its console, for nested guests that migrate under emulation",
-    ),
-    **{
-        f"windows-server-{year}": Builder(WINDOWS_PHASES, _windows,
-                                          f"Windows Server {year} from your ISO (--iso): virtio drivers, guest agent, "
-                                          "WinRM, sysprep")
-        for year in ("2019", "2022", "2025")
-    },
-}
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
+    err.print("[bold red]error:[/] ", end="")
+    err.print(message, markup=False)
+    raise typer.Exit(int(code))
 
 
 def os_error(e: OSError, store: ImageStore) -> str:
@@ -118,19 +52,12 @@ def os_error(e: OSError, store: ImageStore) -> str:
 
 
 def human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    return "-" if n is None else human_size(n)
 
 
 @image_app.command("build")
 def build(
-    name: str = typer.Argument(..., help=f"image to build: {', '.join(BUILDERS)}"),
+    name: str = typer.Argument(..., help=f"image to build: {', '.join(IMAGES)}"),
     force: bool = typer.Option(False, "--force", "-f", help="rebuild even if the image exists"),
     iso: Path | None = typer.Option(None, "--iso", help="Windows: the install ISO (Windows Server evaluation media)"),
     virtio_iso: Path | None = typer.Option(None, "--virtio-iso", help="Windows: the virtio-win ISO (drivers, guest agent)"),
@@ -150,9 +77,8 @@ def build(
     vhdx: Path | None = typer.Option(None, "--vhdx", help="guest-vhdx: the sysprepped guest disk (a .vhdx file)"),
 ) -> None:
     """Build a golden image into the image store (needs root)."""
-    builder = BUILDERS.get(name)
-    if builder is None:
-        fail(f"unknown image {name!r}; known images: {', '.join(BUILDERS)}")
+    if name not in IMAGES:
+        fail(f"unknown image {name!r}; known images: {', '.join(IMAGES)}")
     windows_only = {"--iso": iso, "--virtio-iso": virtio_iso, "--password-file": password_file, "--out": out_dir,
                     "--product-key": product_key}
     if vhdx is not None and name != "guest-vhdx":
@@ -199,7 +125,7 @@ def build(
         TimeElapsedColumn(),
         console=out,
     )
-    tasks = {p: progress.add_task(p, total=1.0, start=False) for p in builder.phases}
+    tasks = {p: progress.add_task(p, total=1.0, start=False) for p in phases(name)}
 
     def on_progress(phase: str, fraction: float) -> None:
         task = tasks.get(phase)
@@ -219,15 +145,15 @@ def build(
         extra = {"vhdx": vhdx}
     try:
         with progress:
-            m = builder.load()(store, name, progress=on_progress, force=force, **extra)
+            m = builder(name)(store, name, progress=on_progress, force=force, **extra)
     except BuildError as e:
-        fail(str(e), code=1)
+        fail(str(e), code=ExitCode.FAILED)
     except ImageError as e:
         fail(str(e))
     except OSError as e:
-        fail(os_error(e, store), code=1)
+        fail(os_error(e, store), code=ExitCode.FAILED)
     except KeyboardInterrupt:
-        fail(f"interrupted; the build of {name} left nothing in the store", code=130)
+        fail(f"interrupted; the build of {name} left nothing in the store", code=ExitCode.INTERRUPTED)
     out.print(
         f"built {name}: {human(m.size)} qcow2 in {time.monotonic() - t0:.0f} s -> {store.path(name)}",
         highlight=False,
@@ -284,9 +210,7 @@ def _windows_dry_run(name: str, options: WindowsOptions, out_dir: Path | None) -
 
 
 def _windows_accel(store: ImageStore) -> str:
-    from hyperlab.host.accel import resolve_accel
-
-    report = resolve_accel("auto", store)
+    report = resolve("auto", store)
     if report.accel != "kvm":
         err.print(f"warning: KVM is not usable ({report.why}); installing Windows under software emulation "
                   "takes many hours", highlight=False, soft_wrap=True)
@@ -350,5 +274,3 @@ def list_images(
     out.print(table)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    image_app()

@@ -1,6 +1,9 @@
-"""The images hyperlab knows how to build, and what each can do.
+"""The images hyperlab knows: the one registry, image name -> what it is and what builds it.
 
-Pure facts used by validation and planning; the builders live in `hyperlab.images`.
+Pure facts, used by validation and planning (which images exist, what they boot, whether they can
+host guests), by `lab image build` (its phases and builder) and by `lab up` (what it may build by
+itself). The builder is named, not imported: `hyperlab.images.registry` imports it when a build runs.
+Adding an image is one line here and its builder module (with `PHASES` and the function named here).
 """
 
 from __future__ import annotations
@@ -17,20 +20,27 @@ class ImageSpec:
     boot: Literal["kernel", "disk", "data"]
     can_nest: bool  # can host its own guests (libvirt+QEMU inside, or the Hyper-V role)
     virtual_size: int  # bytes the guest sees on its system disk; overlays inherit it
-    build_hint: str
+    builder: str  # "module:function" under hyperlab.images
+    automatic: bool = False  # `lab up` builds it when the store lacks it (it needs nothing from the user)
+    build_args: str = ""  # what the user must give `lab image build` (the ISO, the VHDX)
+
+    @property
+    def build_hint(self) -> str:
+        return f"lab image build {self.name}" + (f" {self.build_args}" if self.build_args else "")
 
 
+_WINDOWS = "windows:build_windows"
 IMAGES: dict[str, ImageSpec] = {
     spec.name: spec
     for spec in (
-        ImageSpec("debian-12", "linux", "kernel", True, 8 << 30, "lab image build debian-12"),
-        ImageSpec("tiny", "linux", "kernel", False, 64 << 20, "lab image build tiny"),
-        ImageSpec("ticker", "linux", "kernel", False, 16 << 20, "lab image build ticker"),
+        ImageSpec("debian-12", "linux", "kernel", True, 8 << 30, "debian:build_debian", automatic=True),
+        ImageSpec("tiny", "linux", "kernel", False, 64 << 20, "tiny:build_tiny", automatic=True),
+        ImageSpec("ticker", "linux", "kernel", False, 16 << 20, "ticker:build_ticker", automatic=True),
         # a data disk, not a system: an NTFS volume holding the instructor's VHDX (chapter-2's inner guests)
-        ImageSpec("guest-vhdx", "windows", "data", False, 64 << 30, "lab image build guest-vhdx --vhdx PATH"),
-        ImageSpec("windows-server-2019", "windows", "disk", True, 64 << 30, "lab image build windows-server-2019 --iso PATH"),
-        ImageSpec("windows-server-2022", "windows", "disk", True, 64 << 30, "lab image build windows-server-2022 --iso PATH"),
-        ImageSpec("windows-server-2025", "windows", "disk", True, 64 << 30, "lab image build windows-server-2025 --iso PATH"),
+        ImageSpec("guest-vhdx", "windows", "data", False, 64 << 30, "guest_vhdx:build_guest_vhdx", build_args="--vhdx PATH"),
+        ImageSpec("windows-server-2019", "windows", "disk", True, 64 << 30, _WINDOWS, build_args="--iso PATH"),
+        ImageSpec("windows-server-2022", "windows", "disk", True, 64 << 30, _WINDOWS, build_args="--iso PATH"),
+        ImageSpec("windows-server-2025", "windows", "disk", True, 64 << 30, _WINDOWS, build_args="--iso PATH"),
     )
 }
 SYSTEM_IMAGES = {name: spec for name, spec in IMAGES.items() if spec.boot != "data"}

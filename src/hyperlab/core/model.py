@@ -13,30 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-SIZE_UNITS = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]iB)\s*$")
-
-
-def parse_size(value: object) -> int:
-    """'4GiB' -> bytes. Only binary units: '4GB' is ambiguous in a course about disks."""
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(f"a size needs a unit, such as 4GiB or 512MiB (got {value!r})")
-    match = _SIZE_RE.match(value)
-    if not match:
-        raise ValueError(f"{value!r} is not a size; write a number and one of KiB, MiB, GiB, TiB, such as 4GiB")
-    number, unit = match.groups()
-    size = int(float(number) * SIZE_UNITS[unit])
-    if size <= 0:
-        raise ValueError(f"{value!r} is not a positive size")
-    return size
-
-
-def format_size(size: int) -> str:
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        if size % SIZE_UNITS[unit] == 0:
-            return f"{size // SIZE_UNITS[unit]}{unit}"
-    return f"{size}B"
-
+from hyperlab.core.units import format_size, parse_size
 
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
 
@@ -61,7 +38,8 @@ def _node_name(value: str) -> str:
     return value
 
 
-def _ident(value: str) -> str:
+def check_id(value: str) -> str:
+    """An id (lab, instance, step): returned as is, or ValueError with the rule."""
     if not _ID_RE.match(value):
         raise ValueError(
             f"{value!r} is not a valid id: use 1-40 lowercase letters, digits and single hyphens,"
@@ -98,7 +76,7 @@ def _netbios_domain(value: str) -> str:
 
 
 NodeName = Annotated[str, AfterValidator(_node_name)]
-Ident = Annotated[str, AfterValidator(_ident)]
+Ident = Annotated[str, AfterValidator(check_id)]
 NetName = Annotated[str, AfterValidator(_net_name)]
 Mac = Annotated[str, AfterValidator(_mac)]
 Fqdn = Annotated[str, AfterValidator(_fqdn)]

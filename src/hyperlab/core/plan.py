@@ -24,6 +24,7 @@ from hyperlab.core.model import Node, Topology
 LINUX_CMDLINE = "root=/dev/vda rw console=ttyS0"
 METADATA_NS = "https://hyperlab.dev/xmlns/instance/1"
 TRANSIT_RANGE = IPv4Network("169.254.0.0/16")  # link-local: never routed beyond the host
+Accel = Literal["kvm", "tcg"]  # the domain type: kvm, or qemu (software emulation, TCG)
 NIC_FIRST_SLOT = 3  # NICs pinned at PCI slots 3, 4, ... so guests name them ens3, ens4, ...
 
 
@@ -34,7 +35,7 @@ class Frozen(BaseModel):
 class HostFacts(Frozen):
     """What the plan needs to know about the host. The shell detects it; tests pin it."""
 
-    accel: Literal["kvm", "tcg"] = "kvm"
+    accel: Accel = "kvm"
     cpu_vendor: Literal["intel", "amd"] = "intel"
     images_dir: Path = Path("/var/lib/libvirt/images/hyperlab")
     instances_dir: Path = Path("/var/lib/libvirt/images/hyperlab-instances")
@@ -112,7 +113,7 @@ class Plan(Frozen):
     prefix: str
     topology: str
     topology_hash: str
-    accel: Literal["kvm", "tcg"]
+    accel: Accel
     cpu_vendor: Literal["intel", "amd"]
     pool: str
     pool_path: Path
@@ -165,12 +166,17 @@ def _hostname(name: str, os: str) -> str:
     return name if os == "windows" else name.lower()
 
 
+def instance_folder(facts: HostFacts, lab_id: str, instance: str) -> Path:
+    """Where an instance keeps what libvirt cannot hold (its volumes, record, secrets, key)."""
+    return facts.instances_dir / f"{lab_id}.{instance}"
+
+
 def plan(loaded: LoadedLab, instance: str, facts: HostFacts | None = None) -> Plan:
     facts = facts or HostFacts()
     lab, topo = loaded.lab, loaded.topology.topology
     prefix = f"hl.{lab.id}.{instance}"
     inst = _digest(lab.id, instance)[:10]
-    pool_path = facts.instances_dir / f"{lab.id}.{instance}"
+    pool_path = instance_folder(facts, lab.id, instance)
 
     networks = []
     for name, net in topo.networks.items():

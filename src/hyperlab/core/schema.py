@@ -1,9 +1,9 @@
-"""JSON Schemas for topology and lab files, for editors (yaml-language-server) and the docs."""
+"""JSON Schemas for topology and lab files, for editors (yaml-language-server) and the docs (pure:
+`lab schema` writes them)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -16,13 +16,3 @@ def schema_text(model: type[BaseModel]) -> str:
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-
-
-def write_schemas(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, model in SCHEMAS.items():
-        path = folder / f"{name}.schema.json"
-        path.write_text(schema_text(model))
-        written.append(path)
-    return written

@@ -4,18 +4,14 @@ An instructor shortens a lesson's timings for a demo, and CI shortens them to fi
 (`replication_interval_seconds`), without a second copy of the lab. The overrides are kept with
 the instance, so the start state, the solutions and the checkers all see the same values.
 Scripts in the guests read them as `NAME=VALUE` lines in `lab.env` beside the instance secrets.
+Pure: the instance folder that keeps the overrides is `hyperlab.host.instance_files`.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from hyperlab.core.errors import UsageError
-from hyperlab.host.files import write_atomic
 
 Value = str | int | bool
-OVERRIDES_FILE = "variables.json"
 ENV_FILE = "lab.env"
 
 
@@ -48,18 +44,9 @@ def coerce(name: str, text: str, default: Value) -> Value:
     return text
 
 
-def save_overrides(folder: Path, overrides: dict[str, Value]) -> None:
-    """Keep an instance's overrides; `lab up` without --var keeps the ones of an earlier `lab up`."""
-    if overrides:
-        write_atomic(folder / OVERRIDES_FILE, json.dumps(overrides, sort_keys=True))
-
-
-def instance_variables(folder: Path, declared: dict[str, Value]) -> dict[str, Value]:
-    try:
-        saved = json.loads((folder / OVERRIDES_FILE).read_text())
-    except FileNotFoundError:
-        saved = {}
-    return {**declared, **{k: v for k, v in saved.items() if k in declared}}
+def with_overrides(declared: dict[str, Value], saved: dict[str, object]) -> dict[str, Value]:
+    """The declared variables with an instance's saved overrides applied (unknown names ignored)."""
+    return {**declared, **{k: v for k, v in saved.items() if k in declared and isinstance(v, (str, int, bool))}}
 
 
 def env_text(variables: dict[str, Value]) -> str:

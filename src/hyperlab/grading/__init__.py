@@ -14,6 +14,6 @@ The fixtures (`lab`, `node`, `host`, `probe`) and the `step` marker come from th
 
 from hyperlab.grading.eventually import eventually
 from hyperlab.grading.outcome import Status
-from hyperlab.grading.target import CheckError
+from hyperlab.grading.unreachable import CheckError
 
 __all__ = ["CheckError", "Status", "eventually"]

@@ -13,10 +13,12 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hyperlab.grading.document import DocumentError, RunDocument
 from hyperlab.host.files import write_atomic
 
 DEFAULT_KEY = Path("/var/lib/hyperlab/grading.key")
@@ -62,9 +64,40 @@ def _canonical(document: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def sign(document: dict[str, Any], key: bytes) -> dict[str, Any]:
-    mac = hmac.new(key, _canonical(document), hashlib.sha256).hexdigest()
-    return {**document, "signature": {"alg": ALGORITHM, "key_id": key_id(key), "value": mac}}
+def sign(document: RunDocument, key: bytes) -> RunDocument:
+    mac = hmac.new(key, _canonical(replace(document, signature=None).to_json()), hashlib.sha256).hexdigest()
+    return replace(document, signature={"alg": ALGORITHM, "key_id": key_id(key), "value": mac})
+
+
+def write(path: Path, document: RunDocument, key: bytes) -> RunDocument:
+    """Sign `document` and write it atomically to `path`; returns the signed document."""
+    signed = sign(document, key)
+    write_atomic(path, json.dumps(signed.to_json(), ensure_ascii=False, indent=1))
+    return signed
+
+
+def signature_problem(data: dict[str, Any], key: bytes) -> str | None:
+    """Why the file's signature does not hold (None: it was signed with `key` and not changed since)."""
+    signature = data.get("signature")
+    if not isinstance(signature, dict) or signature.get("alg") != ALGORITHM:
+        return "not signed: the file has no HMAC-SHA256 signature"
+    if signature.get("key_id") != key_id(key):
+        return f"signed with another key (key id {signature.get('key_id')}, this key is {key_id(key)})"
+    expected = hmac.new(key, _canonical(data), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, str(signature.get("value", ""))):
+        return "signature mismatch: the file was changed after it was signed"
+    return None
+
+
+def believe(data: dict[str, Any], key: bytes) -> RunDocument:
+    """The document of a file read as JSON, once its signature holds; EvidenceError otherwise."""
+    problem = signature_problem(data, key)
+    if problem is not None:
+        raise EvidenceError(problem)
+    try:
+        return RunDocument.from_json(data)
+    except DocumentError as exc:
+        raise EvidenceError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -73,35 +106,35 @@ class Verdict:
     lines: list[str]
 
 
-def verify(document: dict[str, Any], key: bytes, live_domains: dict[str, str] | None) -> Verdict:
+def verify(data: dict[str, Any], key: bytes,
+           live_domains: Callable[[RunDocument], dict[str, str] | None]) -> Verdict:
     """Signature first (was the file changed?), then the binding (is it this student's lab?).
 
-    `live_domains` maps node names to the UUIDs of the student's domains as deployed now, or is
-    None when their lab cannot be looked at from here.
+    Nothing of the file is believed before its signature holds: `live_domains` (the UUIDs of the
+    student's domains as deployed now, or None when their lab cannot be looked at from here) is only
+    asked once it does, with the signed document.
     """
-    signature = document.get("signature")
-    if not isinstance(signature, dict) or signature.get("alg") != ALGORITHM:
-        return Verdict(False, ["not signed: the file has no HMAC-SHA256 signature"])
-    if signature.get("key_id") != key_id(key):
-        return Verdict(False, [f"signed with another key (key id {signature.get('key_id')}, this key is {key_id(key)})"])
-    expected = hmac.new(key, _canonical(document), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, str(signature.get("value", ""))):
-        return Verdict(False, ["signature mismatch: the file was changed after it was signed"])
-    lines = [f"signature ok (key id {key_id(key)}): {document.get('lab')} instance {document.get('instance')}, "
-             f"score {document.get('score')}/{document.get('max')}, finished {document.get('finished')}"]
-    recorded = document.get("domains") or {}
-    if live_domains is None:
+    try:
+        document = believe(data, key)
+    except EvidenceError as exc:
+        return Verdict(False, [str(exc)])
+    lines = [f"signature ok (key id {key_id(key)}): {document.lab} instance {document.instance}, "
+             f"score {document.score:g}/{document.max}, finished {document.finished}"]
+    recorded = document.domains
+    live = live_domains(document)
+    if live is None:
         lines.append("domains not compared: the lab is not deployed here; recorded UUIDs: "
                      + ", ".join(f"{n}={u}" for n, u in sorted(recorded.items())))
         return Verdict(True, lines)
-    differing = sorted(n for n in set(recorded) | set(live_domains) if recorded.get(n) != live_domains.get(n))
+    differing = sorted(n for n in set(recorded) | set(live) if recorded.get(n) != live.get(n))
     if differing:
-        detail = "; ".join(f"{n}: file {recorded.get(n, 'none')}, deployed {live_domains.get(n, 'none')}" for n in differing)
+        detail = "; ".join(f"{n}: file {recorded.get(n, 'none')}, deployed {live.get(n, 'none')}" for n in differing)
         return Verdict(False, [*lines, f"domain UUIDs differ from the deployed lab: {detail}"])
     return Verdict(True, [*lines, f"bound to the deployed domains ({len(recorded)} UUIDs match)"])
 
 
 def read(path: Path) -> dict[str, Any]:
+    """An evidence file as JSON, not yet believed: `verify` or `believe` it."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:

@@ -10,80 +10,74 @@ import csv
 import html
 import io
 import xml.etree.ElementTree as ET
-from typing import Any
 
 from hyperlab.core.model import Lab
+from hyperlab.grading.document import RunDocument
+from hyperlab.grading.outcome import Status, StepResult
 
 
 def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def step_cell(step: dict[str, Any]) -> str:
-    return "ERROR" if step["status"] == "ERROR" else _number(step["score"])
+def step_cell(step: StepResult) -> str:
+    return "ERROR" if step.status is Status.ERROR else _number(step.score)
 
 
-def total_cell(document: dict[str, Any]) -> str:
-    return "ERROR" if any(s["status"] == "ERROR" for s in document["steps"]) else _number(document["score"])
+def total_cell(document: RunDocument) -> str:
+    return _number(document.score) if document.checked else "ERROR"
 
 
-def first_error(document: dict[str, Any]) -> str:
-    if document.get("error"):
-        return str(document["error"])
-    for step in document["steps"]:
-        if step["status"] == "ERROR":
-            return f"{step['id']}: {(step['observed'] or '').splitlines()[0] if step['observed'] else 'error'}"
-    return ""
+def _name(document: RunDocument) -> str:
+    return document.student or document.instance
 
 
-def grades_csv(lab: Lab, documents: list[dict[str, Any]]) -> str:
+def grades_csv(lab: Lab, documents: list[RunDocument]) -> str:
     """One row per student, one column per step, then total and max (importable into an LMS)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "instance", *[s.id for s in lab.steps], "total", "max", "notes"])
     maximum = sum(s.points for s in lab.steps)
     for doc in documents:
-        cells = {s["id"]: step_cell(s) for s in doc["steps"]}
-        writer.writerow([doc.get("student") or doc["instance"], doc["instance"],
-                         *[cells.get(s.id, "") for s in lab.steps], total_cell(doc), maximum, first_error(doc)])
+        cells = {s.id: step_cell(s) for s in doc.steps}
+        writer.writerow([_name(doc), doc.instance, *[cells.get(s.id, "") for s in lab.steps], total_cell(doc), maximum,
+                         doc.first_error()])
     return buffer.getvalue()
 
 
-def junit_xml(lab: Lab, documents: list[dict[str, Any]]) -> str:
+def junit_xml(lab: Lab, documents: list[RunDocument]) -> str:
     """One testsuite per student, one testcase per step: failure = FAIL, error = ERROR, skipped = BLOCKED."""
     suites = ET.Element("testsuites", name=f"hyperlab {lab.id}")
     for doc in documents:
-        student = doc.get("student") or doc["instance"]
-        steps = doc["steps"]
-        suite = ET.SubElement(suites, "testsuite", name=student, tests=str(len(steps)),
-                              failures=str(sum(s["status"] == "FAIL" for s in steps)),
-                              errors=str(sum(s["status"] == "ERROR" for s in steps)),
-                              skipped=str(sum(s["status"] == "BLOCKED" for s in steps)),
-                              timestamp=str(doc.get("started", "")))
+        student = _name(doc)
+        counts = doc.counts()
+        suite = ET.SubElement(suites, "testsuite", name=student, tests=str(len(doc.steps)),
+                              failures=str(counts[Status.FAIL]), errors=str(counts[Status.ERROR]),
+                              skipped=str(counts[Status.BLOCKED]), timestamp=doc.started)
         props = ET.SubElement(suite, "properties")
-        for name, value in (("lab", lab.id), ("instance", doc["instance"]), ("score", _number(doc["score"])),
-                            ("max", str(doc["max"]))):
+        for name, value in (("lab", lab.id), ("instance", doc.instance), ("score", _number(doc.score)),
+                            ("max", str(doc.max))):
             ET.SubElement(props, "property", name=name, value=value)
-        for step in steps:
-            duration = sum(c.get("duration", 0.0) for c in step.get("checks", []))
-            case = ET.SubElement(suite, "testcase", classname=f"{lab.id}.{student}", name=f"{step['id']}: {step['title']['en']}",
+        for step in doc.steps:
+            duration = sum(c.duration for c in step.checks)
+            case = ET.SubElement(suite, "testcase", classname=f"{lab.id}.{student}", name=f"{step.id}: {step.title_in('en')}",
                                  time=f"{duration:.3f}")
-            observed = step["observed"] or ""
-            if step["status"] == "FAIL":
-                ET.SubElement(case, "failure", message=observed.splitlines()[0] if observed else "failed").text = _detail(step)
-            elif step["status"] == "ERROR":
-                ET.SubElement(case, "error", message=observed.splitlines()[0] if observed else "error").text = observed
-            elif step["status"] == "BLOCKED":
-                ET.SubElement(case, "skipped", message=f"BLOCKED: {observed}")
+            first = step.observed.splitlines()[0] if step.observed else ""
+            if step.status is Status.FAIL:
+                ET.SubElement(case, "failure", message=first or "failed").text = _detail(step)
+            elif step.status is Status.ERROR:
+                ET.SubElement(case, "error", message=first or "error").text = step.observed
+            elif step.status is Status.BLOCKED:
+                ET.SubElement(case, "skipped", message=f"BLOCKED: {step.observed}")
             ET.SubElement(ET.SubElement(case, "properties"), "property", name="score",
-                          value=f"{_number(step['score'])}/{step['points']}")
+                          value=f"{_number(step.score)}/{step.points}")
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _detail(step: dict[str, Any]) -> str:
-    hint = step.get("hint") or {}
-    return (step["observed"] or "") + (f"\nhint: {hint.get('en')}" if hint.get("en") else "")
+def _detail(step: StepResult) -> str:
+    hint = step.hint_in("en")
+    return step.observed + (f"\nhint: {hint}" if hint else "")
 
 
 STYLE = """
@@ -95,31 +89,30 @@ td.ERROR{background:#fff2cc;font-weight:bold}pre{white-space:pre-wrap;margin:0;f
 """
 
 
-def report_html(lab: Lab, documents: list[dict[str, Any]], generated: str) -> str:
+def report_html(lab: Lab, documents: list[RunDocument], generated: str) -> str:
     """A static page: the class at a glance, then each student's failures with what was observed."""
     esc = html.escape
     head = "".join(f"<th title='{esc(s.title.en)}'>{esc(s.id)}<br><small>{s.points}</small></th>" for s in lab.steps)
     rows = []
     for doc in documents:
-        by_id = {s["id"]: s for s in doc["steps"]}
+        by_id = {s.id: s for s in doc.steps}
         cells = "".join(
-            f"<td class='{esc(by_id[s.id]['status'])}'>{esc(step_cell(by_id[s.id]))}</td>" if s.id in by_id else "<td></td>"
+            f"<td class='{by_id[s.id].status}'>{esc(step_cell(by_id[s.id]))}</td>" if s.id in by_id else "<td></td>"
             for s in lab.steps)
-        rows.append(f"<tr><td><a href='#{esc(doc['instance'])}'>{esc(doc.get('student') or doc['instance'])}</a></td>"
-                    f"{cells}<td>{esc(total_cell(doc))}</td><td>{doc['max']}</td></tr>")
+        rows.append(f"<tr><td><a href='#{esc(doc.instance)}'>{esc(_name(doc))}</a></td>"
+                    f"{cells}<td>{esc(total_cell(doc))}</td><td>{doc.max}</td></tr>")
     details = []
     for doc in documents:
         items = []
-        for step in doc["steps"]:
-            if step["status"] == "PASS":
+        for step in doc.steps:
+            if step.status is Status.PASS:
                 continue
-            hint = (step.get("hint") or {}).get("en") or ""
-            items.append(f"<tr><td>{esc(step['id'])}</td><td class='{esc(step['status'])}'>{esc(step['status'])}</td>"
-                         f"<td><pre>{esc(step['observed'] or '')}</pre></td><td>{esc(hint)}</td></tr>")
+            items.append(f"<tr><td>{esc(step.id)}</td><td class='{step.status}'>{step.status}</td>"
+                         f"<td><pre>{esc(step.observed)}</pre></td><td>{esc(step.hint_in('en'))}</td></tr>")
         body = ("<table><tr><th>step</th><th>status</th><th>observed</th><th>hint</th></tr>" + "".join(items) + "</table>"
                 if items else "<p>Every step passes.</p>")
-        details.append(f"<h2 id='{esc(doc['instance'])}'>{esc(doc.get('student') or doc['instance'])} "
-                       f"<small>({esc(doc['instance'])}, {esc(total_cell(doc))} / {doc['max']})</small></h2>{body}")
+        details.append(f"<h2 id='{esc(doc.instance)}'>{esc(_name(doc))} "
+                       f"<small>({esc(doc.instance)}, {esc(total_cell(doc))} / {doc.max})</small></h2>{body}")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{esc(lab.id)} grades</title>"
             f"<style>{STYLE}</style></head><body><h1>{esc(lab.title.en)} <small>({esc(lab.id)})</small></h1>"
             f"<p>Generated {esc(generated)}. ERROR means the lab could not be checked (not the student's fault).</p>"

@@ -9,7 +9,9 @@ Each check ends in one of four states, kept apart all the way to the gradebook:
 - ERROR    the check could not look (node unreachable, agent down, credentials, a checker bug):
            never the student's fault without saying so.
 
-A step's points are split among its checks by their weights (partial credit).
+A step's points are split among its checks by their weights (partial credit). The states stay a
+closed set (`Status`) from the checker to the gradebook, across the checker process too
+(`to_json` / `from_json`, as pytest's TestReport does).
 """
 
 from __future__ import annotations
@@ -41,15 +43,16 @@ class CheckResult:
     duration: float = 0.0
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"nodeid": self.nodeid, "name": self.name, "step": self.step, "weight": self.weight,
                 "status": str(self.status), "message": self.message, "duration": round(self.duration, 3),
                 "evidence": self.evidence}
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> CheckResult:
-        return CheckResult(data["nodeid"], data["name"], data["step"], float(data["weight"]), Status(data["status"]),
-                           data.get("message", ""), float(data.get("duration", 0.0)), list(data.get("evidence", [])))
+    def from_json(data: dict[str, Any]) -> CheckResult:
+        return CheckResult(str(data["nodeid"]), str(data["name"]), str(data["step"]), float(data["weight"]),
+                           Status(data["status"]), str(data.get("message", "")), float(data.get("duration", 0.0)),
+                           list(data.get("evidence", [])))
 
 
 @dataclass
@@ -63,10 +66,29 @@ class StepResult:
     hint: dict[str, str] | None
     checks: list[CheckResult]
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "status": str(self.status), "points": self.points,
                 "score": self.score, "observed": self.observed, "hint": self.hint,
-                "checks": [c.as_dict() for c in self.checks]}
+                "checks": [c.to_json() for c in self.checks]}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> StepResult:
+        hint = data.get("hint")
+        return StepResult(str(data["id"]), _text(data["title"]), int(data["points"]), float(data["score"]),
+                          Status(data["status"]), str(data.get("observed") or ""), _text(hint) if hint else None,
+                          [CheckResult.from_json(c) for c in data.get("checks", [])])
+
+    def title_in(self, language: str) -> str:
+        return self.title.get(language) or self.title["en"]
+
+    def hint_in(self, language: str) -> str:
+        return (self.hint or {}).get(language) or (self.hint or {}).get("en") or ""
+
+
+def _text(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a mapping of languages to text, not {type(value).__name__}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 NO_CHECKER = "no checker covers this step (a gap in the lab's checkers, not the student's work)"
@@ -104,52 +126,9 @@ def fold(lab: Lab, checks: list[CheckResult], only: set[str] | None = None) -> l
     return results
 
 
-def unknown_step(lab: Lab, step_ids: list[str]) -> str | None:
-    """The one line for a --step that names no step of the lab, or None."""
-    known = [s.id for s in lab.steps]
-    for step_id in step_ids:
-        if step_id not in known:
-            return f"--step {step_id}: not a step of {lab.id}; steps: {', '.join(known)}"
-    return None
-
-
 def _observed(failing: list[CheckResult]) -> str:
     """Each failing check's message, named by its check when the messages differ."""
     messages = list(dict.fromkeys(c.message for c in failing))
     if len(messages) <= 1:
         return messages[0] if messages else ""
     return "\n".join(f"{c.name}: {c.message}" for c in failing)
-
-
-def closure(lab: Lab, step_ids: set[str]) -> set[str]:
-    """The steps named and every step they require, directly or not."""
-    by_id = {s.id: s for s in lab.steps}
-    seen: set[str] = set()
-    todo = list(step_ids)
-    while todo:
-        current = todo.pop()
-        if current in seen or current not in by_id:
-            continue
-        seen.add(current)
-        todo += by_id[current].requires
-    return seen
-
-
-def order(lab: Lab) -> dict[str, int]:
-    """Each step's position in a run order where every step comes after the steps it requires.
-
-    Ties keep the lab's own order; the loader has already refused cycles.
-    """
-    by_id = {s.id: s for s in lab.steps}
-    placed: dict[str, int] = {}
-
-    def place(step_id: str) -> None:
-        if step_id in placed:
-            return
-        for req in by_id[step_id].requires:
-            place(req)
-        placed[step_id] = len(placed)
-
-    for step in lab.steps:
-        place(step.id)
-    return placed

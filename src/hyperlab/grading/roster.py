@@ -17,7 +17,7 @@ from pathlib import Path
 from hyperlab.core.errors import LabError, Problem, display_path
 from hyperlab.guest.base import CHANNELS
 from hyperlab.host.conn import DEFAULT_URI
-from hyperlab.core.model import _ident
+from hyperlab.core.model import check_id
 
 COLUMNS = ("student", "instance", "uri", "channel")
 
@@ -70,7 +70,7 @@ def read_roster(path: Path) -> list[Entry]:
             problems.append(Problem(where, number, 1, "no student name"))
             continue
         try:
-            instance = _ident(row["instance"] or row["student"].lower())
+            instance = check_id(row["instance"] or row["student"].lower())
         except ValueError as exc:
             problems.append(Problem(where, number, 1, f"instance of {row['student']}: {exc}"))
             continue

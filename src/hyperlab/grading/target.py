@@ -8,15 +8,21 @@ Connections are opened once per node and reused for every check of the run.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections.abc import Callable
-from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from hyperlab import probes
-from hyperlab.guest.base import CHANNELS, Channel, RunResult
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.plan import Plan, PlanNode
+from hyperlab.grading.document import now_utc
+from hyperlab.grading.unreachable import CheckError
+from hyperlab.guest.agent import agent_channel
+from hyperlab.guest.base import CHANNELS, Channel, RunResult
+from hyperlab.guest.ssh import ssh_channel_for
+from hyperlab.guest.winrm import winrm_channel_for
+from hyperlab.host.conn import HostProblem, connect, lookup_domain, owner_of
+from hyperlab.host.instance_files import instance_variables, read_secrets
 
 GUEST_PROBES = {"tcp": ("tcp", "tcp_connect"), "telnet": ("telnet", "telnet_negotiate"), "rdp": ("rdp", "rdp_negotiate")}
 GUEST_PROBE_FILES = ("__init__.py", "base.py", "netns.py", "tcp.py", "telnet.py", "rdp.py")  # standard library only
@@ -26,10 +32,6 @@ MAX_EVIDENCE = 16 << 10  # characters of each output stream kept in the evidence
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_EVIDENCE else text[:MAX_EVIDENCE] + f"\n... ({len(text) - MAX_EVIDENCE} more characters)"
-
-
-def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Recorder:
@@ -52,10 +54,6 @@ class Recorder:
                              "outcome": str(result.outcome), "verdict": result.verdict,
                              "observed": json.loads(json.dumps(result.observed or {}, default=str)),
                              "started": started, "duration": round(result.elapsed, 3)})
-
-
-class CheckError(Exception):
-    """A check could not judge (a node answered in a way no student action explains): ERROR, not FAIL."""
 
 
 class Node:
@@ -210,17 +208,6 @@ class Probe:
         return self._run(probes.winrm_alive, host, **kw)
 
 
-def winrm_channel_for(plan: Plan, plan_node: PlanNode) -> Channel:
-    """WinRM as the lab's Administrator, whose password is the instance's domain-admin secret
-    (the unattend medium sets the local one to the same value)."""
-    from hyperlab.ops.deploy import instance_secrets
-    from hyperlab.guest.ssh import ssh_address
-    from hyperlab.guest.winrm import WinRMChannel
-
-    return WinRMChannel(str(ssh_address(plan, plan_node.name)), netns=plan.host_side.netns, username="Administrator",
-                        password=instance_secrets(plan)["domain-admin"], node=plan_node.name, os_name=plan_node.os)
-
-
 class Instance:
     """A deployed lab instance, reached through libvirt at `uri` (local or remote)."""
 
@@ -250,27 +237,19 @@ class Instance:
     @property
     def variables(self) -> dict[str, str | int | bool]:
         """The lab's variables as this instance has them (`lab up --var` overrides the lab's defaults)."""
-        from hyperlab.core.variables import instance_variables
-
         return instance_variables(self.plan.pool_path, self.loaded.lab.variables)
 
     def secret(self, name: str) -> str:
         """A password of the instance (domain-admin, dsrm), read on the host, never from a guest."""
-        from hyperlab.ops.deploy import instance_secrets
-
-        return instance_secrets(self.plan)[name]
+        return read_secrets(self.plan.pool_path)[name]
 
     def conn(self) -> Any:
         if self._conn is None:
-            from hyperlab.host.conn import connect
-
             self._conn = connect(self.uri)
         return self._conn
 
     def missing(self) -> str | None:
         """Why checks cannot start at all (libvirt unreachable, the instance not deployed), or None."""
-        from hyperlab.host.conn import HostProblem, lookup_domain, owner_of
-
         try:
             conn = self.conn()
         except HostProblem as exc:
@@ -288,8 +267,6 @@ class Instance:
         return None
 
     def domain_uuids(self) -> dict[str, str]:
-        from hyperlab.host.conn import lookup_domain
-
         result = {}
         for node in self.plan.nodes:
             domain = lookup_domain(self.conn(), node.domain)
@@ -314,14 +291,11 @@ class Instance:
     def _open(self, plan_node: PlanNode) -> Channel:
         kind = self.channel or plan_node.channel
         if kind == "agent":
-            from hyperlab.ops.deploy import channel_for
-
-            return channel_for(self.conn(), plan_node)
+            return agent_channel(self.conn(), plan_node)
         if kind == "ssh":
-            from hyperlab.guest.ssh import ssh_channel_for
-
             return ssh_channel_for(self.plan, plan_node.name)
-        return winrm_channel_for(self.plan, plan_node)
+        # the lab's Administrator, whose password is the instance's domain-admin secret
+        return winrm_channel_for(self.plan, plan_node, read_secrets(self.plan.pool_path)["domain-admin"])
 
     def close(self) -> None:
         for node in self._nodes.values():

@@ -18,7 +18,9 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
+from hyperlab.core.plan import PlanNode
 from hyperlab.guest.base import OS, ChannelError, RunResult, Shell, display
+from hyperlab.host.conn import lookup_domain
 
 READ_CHUNK = 1 << 20  # guest-file-read replies: 1.4 MiB of JSON, far below libvirt's 10 MiB reply cap
 # Requests to the guest are another matter: a 64 KiB guest-file-write took 0.03 s under TCG, a 256 KiB
@@ -159,3 +161,11 @@ class AgentChannel:
 
 def _decode(data: str | None) -> str:
     return base64.b64decode(data).decode("utf-8", errors="replace") if data else ""
+
+
+def agent_channel(conn: libvirt.virConnect, node: PlanNode) -> AgentChannel:
+    """The agent channel of a deployed node; ChannelError when its domain does not exist."""
+    domain = lookup_domain(conn, node.domain)
+    if domain is None:
+        raise ChannelError(f"{node.name} is not deployed (no domain {node.domain}); run `lab up`")
+    return AgentChannel(domain, node.name, node.os)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import Literal, Protocol
+
+from hyperlab.core.plan import Plan
 
 OS = Literal["linux", "windows"]
 CHANNELS = ("agent", "ssh", "winrm")  # the channel names a node, a roster row or --channel may give
@@ -74,3 +77,18 @@ class Channel(Protocol):
     def read_file(self, path: str) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+def host_side_address(plan: Plan, node_name: str) -> IPv4Address:
+    """The node's first lab-set address on a network that has a host side: what the ssh and winrm
+    channels reach from the instance's namespace."""
+    node = next((n for n in plan.nodes if n.name == node_name), None)
+    if node is None:
+        raise ChannelError(f"{node_name} is not a node of lab {plan.lab} "
+                           f"(nodes: {', '.join(n.name for n in plan.nodes)})")
+    networks = {n.name: n for n in plan.networks}
+    for nic in node.nics:
+        network = networks.get(nic.network)
+        if nic.set_by == "lab" and nic.ip is not None and network is not None and network.host_address is not None:
+            return nic.ip.ip
+    raise ChannelError(f"{node_name} has no address reachable from the host side; use the agent channel")

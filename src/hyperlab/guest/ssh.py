@@ -9,10 +9,10 @@ The same interface as the agent channel (``hyperlab.guest.base.Channel``), over 
   (handshake, commands, SFTP) needs no namespace switch. The caller's thread never changes namespace.
 - **One connection.** It is opened on the first call and reused by every ``run``, ``write_file`` and
   ``read_file`` (each is a channel of that one connection); it is reopened only if it died.
-- **Credentials.** The instance's key (``plan.pool_path/id_ed25519``, made by ``deploy.instance_key``;
+- **Credentials.** The instance's key (``plan.pool_path/id_ed25519``, made by ``hyperlab.ops.secrets.ensure_key``;
   its public half is put into the guests' /root/.ssh/authorized_keys at first boot).
 - **Host keys.** Guests make their host keys at first boot, so nothing can be known in advance: the
-  first key a node shows is accepted and pinned in ``known_hosts`` (OpenSSH's file format; one file
+  first key a node shows is accepted and pinned in ``known_hosts`` (``hyperlab.guest.known_hosts``: OpenSSH's file format; one file
   per instance, ``plan.pool_path/known_hosts``, so two instances with the same addresses never mix).
   Later connections must show the same key, else ``ChannelError`` says the key changed. ``lab reset``
   gives a node a fresh overlay, hence a new host key: the reset must call :func:`forget_node`
@@ -37,9 +37,7 @@ is kept up to ``MAX_OUTPUT`` bytes; beyond that the rest is read and dropped and
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
-import os
 import select
 import shlex
 import socket
@@ -47,17 +45,16 @@ import stat
 import subprocess
 import threading
 import time
-from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 import paramiko
 
-from hyperlab.guest.base import OS, ChannelError, RunResult
+from hyperlab.core.plan import Plan
+from hyperlab.guest.base import OS, ChannelError, RunResult, host_side_address
+from hyperlab.guest.known_hosts import forget_host_key, known_host_name, pin_or_match, pinned_key
+from hyperlab.host.instance_files import key_path, known_hosts_path
 from hyperlab.probes.netns import NetnsError, run_in_netns
-
-if TYPE_CHECKING:
-    from hyperlab.core.plan import Plan
 
 MAX_OUTPUT = 64 << 20  # per stream; RunResult.truncated beyond this
 WINDOW = 8 << 20  # SSH receive window per session: large outputs arrive without stalls
@@ -68,24 +65,6 @@ PID_TAG = "hyperlab-ssh-pid:"
 LOG_CHANNEL = "hyperlab.guest.ssh.paramiko"
 logging.getLogger(LOG_CHANNEL).addHandler(logging.NullHandler())
 logging.getLogger(LOG_CHANNEL).propagate = False
-_KNOWN_HOSTS_LOCK = threading.Lock()  # threads of this process; fcntl.flock covers other processes
-
-
-def known_host_name(host: str, port: int = 22) -> str:
-    """The name a host's entry carries in known_hosts (OpenSSH's convention)."""
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-def forget_host_key(known_hosts: Path, host: str, port: int = 22) -> bool:
-    """Drop ``host``'s pinned keys (after ``lab reset`` made the node new). True if any were there."""
-    with _locked(known_hosts):
-        keys = _load(known_hosts)
-        name = known_host_name(host, port)
-        if name not in keys:
-            return False
-        del keys[name]
-        _save(keys, known_hosts)
-        return True
 
 
 class SSHChannel:
@@ -209,27 +188,12 @@ class SSHChannel:
                 sock.close()
 
     def _pinned(self) -> tuple[str, paramiko.PKey] | None:
-        if self.known_hosts is None:
-            return None
-        entry = _load(self.known_hosts).lookup(known_host_name(self.host, self.port))
-        if not entry:
-            return None
-        keytype = entry.keys()[0]
-        return keytype, entry[keytype]
+        return None if self.known_hosts is None else pinned_key(self.known_hosts, self.host, self.port)
 
     def _check_host_key(self, key: paramiko.PKey) -> None:
-        if self.known_hosts is None:
+        if self.known_hosts is None or pin_or_match(self.known_hosts, self.host, self.port, key):
             return
         name = known_host_name(self.host, self.port)
-        with _locked(self.known_hosts):
-            keys = _load(self.known_hosts)
-            entry = keys.lookup(name)
-            if entry is None:  # first contact: accept what the node made at first boot, and pin it
-                keys.add(name, key.get_name(), key)
-                _save(keys, self.known_hosts)
-                return
-            if entry.get(key.get_name()) == key:
-                return
         raise self._cannot(
             f"its host key changed since it was pinned in {self.known_hosts} (now {key.get_name()} "
             f"{key.fingerprint}). If the node was rebuilt (`lab reset`), the pinned key is stale: delete the "
@@ -447,63 +411,7 @@ def _file_error(exc: OSError, node: str, verb: str, path: str) -> OSError:
     return OSError(f"{node}: cannot {verb} {path}: {why}")
 
 
-# ------------------------------------------------------------------ known_hosts
-
-
-class _locked:
-    """Hold known_hosts' lock (threads and processes) for a read-modify-write."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        _KNOWN_HOSTS_LOCK.acquire()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(f"{self.path}.lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        except BaseException:
-            _KNOWN_HOSTS_LOCK.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            os.close(self.fd)
-        finally:
-            _KNOWN_HOSTS_LOCK.release()
-
-
-def _load(path: Path) -> paramiko.HostKeys:
-    keys = paramiko.HostKeys()
-    try:
-        keys.load(str(path))
-    except FileNotFoundError:
-        pass
-    return keys
-
-
-def _save(keys: paramiko.HostKeys, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    keys.save(str(tmp))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------------- factory
-
-
-def ssh_address(plan: Plan, node_name: str) -> IPv4Address:
-    """The node's first lab-set address on a network that has a host side (reachable from the namespace)."""
-    node = next((n for n in plan.nodes if n.name == node_name), None)
-    if node is None:
-        raise ChannelError(f"{node_name} is not a node of lab {plan.lab} "
-                           f"(nodes: {', '.join(n.name for n in plan.nodes)})")
-    networks = {n.name: n for n in plan.networks}
-    for nic in node.nics:
-        network = networks.get(nic.network)
-        if nic.set_by == "lab" and nic.ip is not None and network is not None and network.host_address is not None:
-            return nic.ip.ip
-    raise ChannelError(f"{node_name} has no address reachable from the host side; use the agent channel")
 
 
 def forget_node(plan: Plan, node_name: str) -> bool:
@@ -512,21 +420,21 @@ def forget_node(plan: Plan, node_name: str) -> bool:
     A no-op (False) for nodes the SSH channel cannot reach anyway.
     """
     try:
-        address = ssh_address(plan, node_name)
+        address = host_side_address(plan, node_name)
     except ChannelError:
         return False
-    return forget_host_key(plan.pool_path / "known_hosts", str(address))
+    return forget_host_key(known_hosts_path(plan.pool_path), str(address))
 
 
 def ssh_channel_for(plan: Plan, node_name: str, *, connect_timeout: float = 10) -> SSHChannel:
-    address = ssh_address(plan, node_name)
+    address = host_side_address(plan, node_name)
     node = next(n for n in plan.nodes if n.name == node_name)
     return SSHChannel(
         str(address),
         netns=plan.host_side.netns,
-        key_path=plan.pool_path / "id_ed25519",
+        key_path=key_path(plan.pool_path),
         node=node_name,
         os_name=node.os,
         connect_timeout=connect_timeout,
-        known_hosts=plan.pool_path / "known_hosts",
+        known_hosts=known_hosts_path(plan.pool_path),
     )

@@ -15,7 +15,8 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
-from hyperlab.guest.base import OS, ChannelError, RunResult, display
+from hyperlab.core.plan import Plan, PlanNode
+from hyperlab.guest.base import OS, ChannelError, RunResult, display, host_side_address
 from hyperlab.probes import in_netns
 
 WRITE_CHUNK = 48 << 10  # bytes per PowerShell call: base64 grows it to 64 KiB, well under WinRM's envelope limit
@@ -124,3 +125,10 @@ class WinRMChannel:
 
     def close(self) -> None:
         pass
+
+
+def winrm_channel_for(plan: Plan, node: PlanNode, password: str) -> WinRMChannel:
+    """WinRM as the lab's Administrator (the unattend medium sets its password to the instance's
+    domain-admin secret), at the node's address reachable from the instance's namespace."""
+    return WinRMChannel(str(host_side_address(plan, node.name)), netns=plan.host_side.netns, username="Administrator",
+                        password=password, node=node.name, os_name=node.os)

@@ -1,10 +1,11 @@
 """Which accelerator guests get: KVM where it really works, software emulation (TCG) elsewhere.
 
 `/dev/kvm` existing (and answering the API) is not enough: on some hosts a guest under KVM hangs
-right after the kernel's real-mode setup, forever, with no output (docs: ../shared/FACTS.md).
-So the test is a real boot: QEMU runs the `tiny` image (kernel + busybox initramfs) under KVM
-with a hard timeout and its process group is killed afterwards; KVM works only if the guest's
-userspace printed its marker on the serial console.
+right after the kernel's real-mode setup, forever, with no output; on others QEMU aborts at once
+(an assertion in its KVM code). So the test is a real boot (`hyperlab.host.accel_probe`): QEMU
+runs a test guest (the `tiny` image: kernel + busybox initramfs) under KVM with a hard timeout;
+KVM works only if the guest's userspace printed its marker on the serial console. A guest that
+stops early is booted once more under TCG, so that a broken test guest is not blamed on KVM.
 
 The verdict is cached in /var/lib/hyperlab/accel.json, keyed by the kernel release, the QEMU
 version and whether /dev/kvm exists, so only the first run on a host pays for the test (up to
@@ -19,34 +20,25 @@ import contextlib
 import fcntl
 import json
 import os
-import re
-import selectors
 import shutil
-import signal
 import subprocess
-import time
-import uuid
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from hyperlab.core.errors import UsageError
+from hyperlab.core.plan import Accel
+from hyperlab.host.accel_probe import QEMU, ProbeGuest, ProbeResult, run_probe
 from hyperlab.host.files import write_atomic
 
-if TYPE_CHECKING:
-    from hyperlab.images.store import ImageStore
-
-Accel = Literal["kvm", "tcg"]
 Status = Literal["works", "untested", "missing", "no-access", "no-qemu", "hung", "failed"]
 CHOICES = ("auto", "kvm", "tcg")
 
 ENV_ACCEL = "HYPERLAB_ACCEL"
 CACHE_PATH = Path("/var/lib/hyperlab/accel.json")
 KVM_DEVICE = Path("/dev/kvm")
-QEMU = "qemu-system-x86_64"
-PROBE_TAG = "hyperlab-accel-probe"  # in the QEMU command line (-name), to find a leaked probe
 
 # The tiny guest reached its marker 3.5-5 s after QEMU started under TCG on a busy 2-core host
 # (measured); KVM runs it 5-10x faster, so about a second (not measurable on a host whose KVM
@@ -54,13 +46,9 @@ PROBE_TAG = "hyperlab-accel-probe"  # in the QEMU command line (-name), to find 
 # taken for a hang, and a hanging host pays it once per (kernel, QEMU, /dev/kvm).
 KVM_TIMEOUT = 15.0
 TCG_TIMEOUT = 120.0
-PROBE_MEMORY_MIB = 128
-DEFAULT_MARKER = "Run /init as init process"  # printed by any Linux kernel as it starts userspace
 KVM_GET_API_VERSION = 0xAE00
 KVM_API_VERSION = 12
-
-_ANSI = re.compile(rb"\x1b(\[[0-9;?]*[A-Za-z]|[@-Z\\-_])")
-_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\]|Linux version")
+GuestFinder = Callable[[], ProbeGuest | None]  # the test guest, looked for only when a test must run
 
 
 class AccelUnavailable(UsageError):
@@ -97,52 +85,7 @@ class AccelReport:
         return {**asdict(self), "reason": self.reason}
 
 
-@dataclass(frozen=True)
-class ProbeGuest:
-    name: str
-    kernel: Path
-    initrd: Path
-    marker: str  # a line the guest's userspace prints on the serial console
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    accel: Accel
-    reached: bool  # the marker appeared
-    timed_out: bool
-    seconds: float  # from start to the marker, the exit, or the kill
-    returncode: int | None  # QEMU's exit code (negative: killed by that signal)
-    output: str = field(repr=False)  # serial console, escape sequences removed
-    stderr: str = field(repr=False)
-    pid: int = 0
-    tag: str = ""
-
-    @property
-    def kernel_started(self) -> bool:
-        return any(_KERNEL_LINE.search(line) for line in self.output.splitlines())
-
-    @property
-    def last_line(self) -> str:
-        lines = [line.strip() for line in self.output.splitlines() if line.strip()]
-        return lines[-1] if lines else ""
-
-
 # ------------------------------------------------------------------------------------ facts
-
-
-def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> Literal["intel", "amd"]:
-    """"intel" or "amd", from /proc/cpuinfo's vendor_id.
-
-    Hygon (an AMD design) counts as amd; every other vendor (Intel, Zhaoxin, VIA) uses Intel's
-    VMX, so counts as intel.
-    """
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return "intel"
-    match = re.search(r"^vendor_id\s*:\s*(\S+)", text, re.MULTILINE)
-    vendor = match.group(1) if match else ""
-    return "amd" if vendor in ("AuthenticAMD", "HygonGenuine") else "intel"
 
 
 def qemu_binary() -> str | None:
@@ -247,109 +190,6 @@ def _locked(path: Path):  # type: ignore[no-untyped-def]
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-# ------------------------------------------------------------------------------ test guest
-
-
-def find_test_guest(store: ImageStore | None = None) -> ProbeGuest | None:
-    """The tiny image of the store (marker: its ready line); else any kernel-boot image."""
-    from hyperlab.images.store import ImageError, ImageStore
-
-    store = store or ImageStore()
-    names = store.names()
-    for name in sorted(names, key=lambda n: (n != "tiny", n)):
-        try:
-            manifest = store.get(name)
-        except ImageError:
-            continue
-        if not (manifest.kernel and manifest.initrd):
-            continue
-        kernel, initrd = store.file(manifest.kernel), store.file(manifest.initrd)
-        if not (kernel.is_file() and initrd.is_file()):
-            continue
-        marker = manifest.notes.get("ready_marker") if isinstance(manifest.notes, dict) else None
-        return ProbeGuest(name, kernel, initrd, str(marker) if marker else DEFAULT_MARKER)
-    return None
-
-
-def probe_command(accel: Accel, guest: ProbeGuest, tag: str, qemu: str = QEMU,
-                  memory_mib: int = PROBE_MEMORY_MIB) -> list[str]:
-    """QEMU boots the test guest's kernel directly; console on stdout, nothing else attached.
-
-    Under KVM the CPU is `host` (what libvirt's host-passthrough gives lab guests); under TCG
-    QEMU's default model (what a lab guest without nesting gets, and faster than `max`). `panic=-1`
-    with `-no-reboot` makes a guest that panics end QEMU at once instead of running out the clock.
-    `-nographic` also routes the firmware's and the kernel's real-mode setup's messages to the
-    serial port, so a hang shows where it stopped.
-    """
-    return [
-        qemu, "-name", tag, "-accel", accel, *(["-cpu", "host"] if accel == "kvm" else []),
-        "-m", str(memory_mib), "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
-        "-serial", "stdio", "-monitor", "none", "-no-reboot",
-        "-kernel", str(guest.kernel), "-initrd", str(guest.initrd),
-        "-append", "console=ttyS0 panic=-1 hostname=accel-probe",
-    ]
-
-
-def run_probe(accel: Accel, guest: ProbeGuest, timeout: float, qemu: str | None = None) -> ProbeResult:
-    """Boot `guest` under `accel` until its marker appears, it exits, or `timeout` passes.
-
-    QEMU runs in its own session (process group); whatever happens, the group is killed and
-    QEMU reaped before this returns: no probe outlives the call.
-    """
-    qemu = qemu or qemu_binary() or QEMU
-    tag = f"{PROBE_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    argv = probe_command(accel, guest, tag, qemu)
-    marker = guest.marker.encode()
-    out, err = bytearray(), bytearray()
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    reached = timed_out = False
-    elapsed = reached_at = 0.0
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ, out)
-        sel.register(proc.stderr, selectors.EVENT_READ, err)
-        open_streams = 2
-        while open_streams:
-            left = start + timeout - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            for key, _ in sel.select(min(left, 0.5)):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    open_streams -= 1
-                    continue
-                key.data.extend(chunk)
-            if not reached and marker in out:
-                reached, reached_at = True, time.monotonic()
-                elapsed = reached_at - start
-            if reached and (b"\n" in out[out.index(marker):] or time.monotonic() - reached_at > 1):
-                break  # the marker's whole line is read (or a second passed)
-        if not reached:
-            elapsed = time.monotonic() - start
-        sel.close()
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            proc.stdout.close()  # type: ignore[union-attr]
-            proc.stderr.close()  # type: ignore[union-attr]
-    if not elapsed:
-        elapsed = time.monotonic() - start
-    text = _ANSI.sub(b"", bytes(out)).replace(b"\r", b"").decode(errors="replace")
-    return ProbeResult(
-        accel=accel, reached=reached, timed_out=timed_out and not reached, seconds=round(elapsed, 2),
-        returncode=proc.returncode, output=text, stderr=bytes(err).decode(errors="replace"), pid=proc.pid, tag=tag,
-    )
-
-
 def verdict(probe: ProbeResult, timeout: float) -> AccelReport:
     """A KVM probe's outcome -> the report (pure)."""
     if probe.reached:
@@ -392,20 +232,26 @@ def _quote(line: str) -> str:
 # -------------------------------------------------------------------------------- detection
 
 
+def no_test_guest() -> ProbeGuest | None:
+    return None
+
+
 def detect_accel(
-    store: ImageStore | None = None,
+    find_guest: GuestFinder = no_test_guest,
     *,
     cache_path: Path | None = CACHE_PATH,
     use_cache: bool = True,
     timeout: float = KVM_TIMEOUT,
     device: Path = KVM_DEVICE,
+    qemu: str | None = None,
 ) -> AccelReport:
     """KVM if a test guest really boots under it, else TCG; the reason in one line.
 
     Cheap checks first (QEMU installed, /dev/kvm present and usable); then the cache; then the
     real test, whose verdict is cached (`cache_path=None` or `use_cache=False`: always test).
+    `qemu` is the QEMU binary to test (default: the one on PATH).
     """
-    qemu = qemu_binary()
+    qemu = qemu or qemu_binary()
     if qemu is None:
         return AccelReport("tcg", "no-qemu", f"{QEMU} is not installed")
     problem = kvm_device_problem(device)
@@ -414,7 +260,7 @@ def detect_accel(
     key = cache_key(os.uname().release, qemu_version(qemu), device.exists())
     if cache_path is not None and use_cache and (hit := load_cached(cache_path, key)):
         return hit
-    guest = find_test_guest(store)
+    guest = find_guest()
     if guest is None:
         # Not cached: once the image exists, the next run tests for real.
         return AccelReport("tcg", "untested",
@@ -439,21 +285,19 @@ def detect_accel(
 
 def resolve_accel(
     choice: str = "auto",
-    store: ImageStore | None = None,
     *,
+    detect: Callable[[], AccelReport] = detect_accel,
     env: Mapping[str, str] | None = None,
-    detect: Any = None,
     option: str = "--accel",
 ) -> AccelReport:
     """The CLI's `--accel auto|kvm|tcg` -> the accelerator to use.
 
-    `tcg` always works and tests nothing. `auto` uses `detect_accel`. `kvm` uses KVM when the
+    `tcg` always works and tests nothing. `auto` uses `detect` (`detect_accel` with a test guest). `kvm` uses KVM when the
     test passes (or could not run for want of a test guest: the user asked for it) and raises
     `AccelUnavailable` when KVM is known not to work. `HYPERLAB_ACCEL=kvm|tcg|auto` in the
     environment replaces `auto` (for CI); an explicit `--accel kvm|tcg` wins over it.
     """
     env = os.environ if env is None else env
-    detect = detect or detect_accel
     if choice not in CHOICES:
         raise UsageError(f"{option} must be auto, kvm or tcg, not {choice!r}")
     source = f"{option} {choice}"
@@ -464,7 +308,7 @@ def resolve_accel(
         choice, source = forced, f"{ENV_ACCEL}={forced}"
     if choice == "tcg":
         return AccelReport("tcg", "untested", f"software emulation: chosen with {source}", source=source)
-    report = detect(store)
+    report = detect()
     if choice == "auto":
         return report
     if report.status == "works":
@@ -475,43 +319,13 @@ def resolve_accel(
     raise AccelUnavailable(f"{source}: KVM does not work on this host: {report.why}; use --accel tcg")
 
 
-def probe_tcg(store: ImageStore | None = None, timeout: float = TCG_TIMEOUT) -> ProbeResult:
-    """Boot the test guest under software emulation: proves the guest and its marker work."""
-    guest = find_test_guest(store)
-    if guest is None:
-        raise FileNotFoundError("no test guest in the image store; build one with: lab image build tiny")
-    return run_probe("tcg", guest, timeout)
-
-
-def leftover_probes(tag: str = PROBE_TAG) -> list[int]:
-    """Pids of running processes whose command line carries `tag` (a leaked probe QEMU)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if tag.encode() in cmdline and int(proc.name) != os.getpid():
-            found.append(int(proc.name))  # zombies too: an unreaped probe is a leak
-    return found
-
-
 __all__ = [
     "AccelReport",
     "AccelUnavailable",
-    "ProbeGuest",
-    "ProbeResult",
     "cache_key",
-    "cpu_vendor",
     "detect_accel",
-    "find_test_guest",
-    "leftover_probes",
     "load_cached",
-    "probe_tcg",
     "resolve_accel",
-    "run_probe",
     "save_cached",
     "verdict",
 ]

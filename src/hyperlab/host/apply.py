@@ -20,12 +20,11 @@ from typing import Literal
 
 import libvirt
 
-from hyperlab.host.files import write_atomic
 from hyperlab.host.conn import ForeignObject, Owner, lookup_domain, lookup_network, lookup_pool, owner_of
+from hyperlab.host.instance_files import read_record, write_plan_record
 from hyperlab.render.libvirt_xml import domain_xml, network_xml, pool_xml, volume_xml
 from hyperlab.core.plan import Plan
 
-RECORD = ".hyperlab-instance.json"
 Kind = Literal["pool", "volume", "network", "host-side", "domain"]
 Progress = Callable[[str, str], None]  # (object, what happened)
 
@@ -46,27 +45,6 @@ class Change:
 
 def _no_progress(_name: str, _what: str) -> None:
     pass
-
-
-# ------------------------------------------------------------------------ record
-
-
-def record_path(plan: Plan) -> Path:
-    return plan.pool_path / RECORD
-
-
-def read_record(path: Path) -> Owner | None:
-    try:
-        data = json.loads(path.read_text())
-        return Owner(data["lab"], data["instance"], data["topology_hash"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def write_record(plan: Plan) -> None:
-    """Atomic: a reader sees the old record or the new one, never half of one."""
-    data = {"lab": plan.lab, "instance": plan.instance, "topology": plan.topology, "topology_hash": plan.topology_hash}
-    write_atomic(record_path(plan), json.dumps(data, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------- ownership
@@ -98,7 +76,7 @@ def ownership_problems(conn: libvirt.virConnect, plan: Plan, domains: dict[str, 
 
     pool = lookup_pool(conn, plan.pool)
     if pool is not None:
-        owner = read_record(record_path(plan)) if _pool_path(pool) == plan.pool_path else None
+        owner = read_record(plan.pool_path) if _pool_path(pool) == plan.pool_path else None
         if not _mine(plan, owner):
             problems.append(foreign("storage pool", plan.pool, owner))
     for network in plan.networks:
@@ -162,7 +140,7 @@ def converge(conn: libvirt.virConnect, plan: Plan, progress: Progress = _no_prog
 def _pool(conn: libvirt.virConnect, plan: Plan, progress: Progress) -> list[Change]:
     pool = lookup_pool(conn, plan.pool)
     if pool is None:
-        write_record(plan)  # first: a killed run leaves a folder the next run can claim
+        write_plan_record(plan)  # first: a killed run leaves a folder the next run can claim
         pool = conn.storagePoolDefineXML(pool_xml(plan), 0)
         pool.setAutostart(1)
         pool.create(0)
@@ -274,6 +252,25 @@ def teardown(conn: libvirt.virConnect, plan: Plan, progress: Progress = _no_prog
     return changes
 
 
+def deployed(conn: libvirt.virConnect, plan: Plan) -> bool:
+    """The instance's pool and record exist here (it was brought up and not taken down)."""
+    return lookup_pool(conn, plan.pool) is not None and read_record(plan.pool_path) is not None
+
+
+def drop_node(conn: libvirt.virConnect, plan: Plan, name: str) -> None:
+    """Remove a node's domain and its volumes (the overlays); `converge` makes them new from the golden image."""
+    node = plan.node(name)
+    domain = lookup_domain(conn, node.domain)
+    if domain is not None:
+        remove_domain(domain)  # defined again by converge, with the same XML
+    pool = conn.storagePoolLookupByName(plan.pool)
+    pool.refresh(0)
+    existing = set(pool.listVolumes())
+    for volume in node.volumes:
+        if volume.name in existing:
+            pool.storageVolLookupByName(volume.name).delete(0)
+
+
 def remove_domain(domain: libvirt.virDomain) -> None:
     if domain.isActive():
         domain.destroy()
@@ -286,7 +283,7 @@ def remove_domain(domain: libvirt.virDomain) -> None:
 def _remove_pool(conn: libvirt.virConnect, plan: Plan) -> list[Change]:
     pool = lookup_pool(conn, plan.pool)
     if pool is not None:
-        if _pool_path(pool) != plan.pool_path or not _mine(plan, read_record(record_path(plan))):
+        if _pool_path(pool) != plan.pool_path or not _mine(plan, read_record(plan.pool_path)):
             return []
         if pool.isActive():
             pool.refresh(0)
@@ -294,7 +291,7 @@ def _remove_pool(conn: libvirt.virConnect, plan: Plan) -> list[Change]:
                 pool.storageVolLookupByName(name).delete(0)
             pool.destroy()
         pool.undefine()
-    elif not _mine(plan, read_record(record_path(plan))):
+    elif not _mine(plan, read_record(plan.pool_path)):
         return []  # nothing of ours: a folder without our record is not ours to delete
     shutil.rmtree(plan.pool_path, ignore_errors=True)
     return [Change("pool", plan.pool, "removed")]

@@ -89,3 +89,18 @@ def lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | 
 
 def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool | None:
     return _lookup(conn.storagePoolLookupByName, name)
+
+
+def deployed_instances(conn: libvirt.virConnect, lab: str) -> list[str]:
+    """The instances of `lab` that have a domain here, by the owner their XML records; sorted."""
+    found = set()
+    for domain in conn.listAllDomains(0):
+        try:
+            owner = owner_of(domain.XMLDesc(0))
+        except libvirt.libvirtError as exc:
+            if is_missing(exc):
+                continue  # removed while we listed
+            raise
+        if owner is not None and owner.lab == lab:
+            found.add(owner.instance)
+    return sorted(found)

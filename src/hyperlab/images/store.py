@@ -39,10 +39,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hyperlab.host.files import write_atomic  # re-exported: the store's callers write manifests with it
-
-DEFAULT_ROOT = Path("/var/lib/libvirt/images/hyperlab")
-ENV_ROOT = "HYPERLAB_IMAGES"
+from hyperlab.core.catalog import IMAGES
+from hyperlab.host.facts import images_root
+from hyperlab.host.files import write_atomic
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -65,8 +64,6 @@ class ImageMissing(ImageError, LookupError):
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
-        from hyperlab.core.catalog import IMAGES
-
         hint = IMAGES[name].build_hint if name in IMAGES else f"lab image build {name}"
         super().__init__(f"image {name!r} is not in the image store {root}; build it with: {hint}")
 
@@ -200,9 +197,7 @@ def qemu_img(*args: str, timeout: float = 600) -> str:
 
 class ImageStore:
     def __init__(self, root: Path | str | None = None) -> None:
-        if root is None:
-            root = os.environ.get(ENV_ROOT) or DEFAULT_ROOT
-        self.root = Path(root).absolute()
+        self.root = images_root() if root is None else Path(root).absolute()
 
     def __repr__(self) -> str:
         return f"ImageStore({str(self.root)!r})"

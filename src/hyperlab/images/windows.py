@@ -44,13 +44,17 @@ import os
 import secrets
 import shutil
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import libvirt
+
 from hyperlab.core.catalog import IMAGES
+from hyperlab.guest.agent import AgentChannel, AgentCommandError
+from hyperlab.guest.base import ChannelError
+from hyperlab.host.conn import DEFAULT_URI, connect, lookup_domain
 from hyperlab.images.answer_media import write_iso
 from hyperlab.images.common import BuildError, Progress, qemu_img_progress, run_logged
 from hyperlab.images.isofs import (
@@ -61,6 +65,7 @@ from hyperlab.images.isofs import (
     select_image,
 )
 from hyperlab.images.store import ImageError, ImageManifest, ImageStore, qemu_img
+from hyperlab.render.libvirt_xml import BUILD_DESCRIPTION, build_domain_xml
 from hyperlab.render.unattend import KMS_CLIENT_KEYS, LOCALES, InstallAnswer, autounattend_xml
 from hyperlab.render.winscripts import BUILD_PS1, SYSPREP_PS1
 
@@ -72,8 +77,6 @@ KEY_WINDOW = 30.0  # seconds of the first boot during which Enter is sent (the p
 KEY_ENTER = 28  # Linux key code (libvirt VIR_KEYCODE_SET_LINUX)
 MAX_BOOTS = 8  # Setup reboots 2-3 times; more means a boot loop
 TIMEOUTS = {"setup": 3600.0, "first boot": 3600.0, "agent": 1800.0, "sysprep": 1800.0}
-BUILD_MEMORY = 4 << 30
-BUILD_VCPUS = 2
 TOOLS_DONE = r"C:\hyperlab\build\tools.done"
 TOOLS_FAILED = r"C:\hyperlab\build\tools.failed"
 SYSPREP_SCRIPT = r"C:\hyperlab\build\sysprep.ps1"
@@ -169,71 +172,6 @@ def read_password(options: WindowsOptions, work: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(value)
     return value
-
-
-def build_domain_xml(domain: str, disk: Path, iso: Path, virtio_iso: Path | None, answer_iso: Path,
-                     accel: Literal["kvm", "tcg"], memory: int = BUILD_MEMORY, vcpus: int = BUILD_VCPUS) -> str:
-    from hyperlab.render.libvirt_xml import (
-        _hyperv,  # the same enlightenments as the lab's Windows nodes
-    )
-
-    root = ET.Element("domain", {"type": "kvm" if accel == "kvm" else "qemu"})
-
-    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        element = ET.SubElement(parent, tag, attrs)
-        element.text = text
-        return element
-
-    sub(root, "name", domain)
-    sub(root, "description", "hyperlab golden image build; removed when the build ends")
-    sub(root, "memory", str(memory // 1024), unit="KiB")
-    sub(root, "vcpu", str(vcpus), placement="static")
-    os_ = sub(root, "os", firmware="efi")
-    sub(os_, "type", "hvm", arch="x86_64", machine="q35")
-    firmware = sub(os_, "firmware")
-    sub(firmware, "feature", enabled="no", name="enrolled-keys")
-    sub(firmware, "feature", enabled="no", name="secure-boot")
-    features = sub(root, "features")
-    sub(features, "acpi")
-    sub(features, "apic")
-    if accel == "kvm":
-        _hyperv(features, evmcs=False)
-        sub(root, "cpu", mode="host-passthrough", check="none", migratable="on")
-    else:
-        sub(sub(features, "tcg"), "tb-cache", "64", unit="MiB")
-    clock = sub(root, "clock", offset="localtime")
-    sub(clock, "timer", name="rtc", tickpolicy="catchup")
-    sub(clock, "timer", name="pit", tickpolicy="delay")
-    sub(clock, "timer", name="hpet", present="no")
-    sub(clock, "timer", name="hypervclock", present="yes")
-    sub(root, "on_poweroff", "destroy")
-    sub(root, "on_reboot", "destroy")  # every reboot becomes visible to the build loop
-    sub(root, "on_crash", "destroy")
-    devices = sub(root, "devices")
-    system = sub(devices, "disk", type="file", device="disk")
-    sub(system, "driver", name="qemu", type="qcow2", discard="unmap")
-    sub(system, "source", file=str(disk))
-    sub(system, "target", dev="vda", bus="virtio")
-    sub(system, "boot", order="2")
-    for i, (path, boot) in enumerate(((iso, "1"), (virtio_iso, None), (answer_iso, None))):
-        if path is None:
-            continue
-        cdrom = sub(devices, "disk", type="file", device="cdrom")
-        sub(cdrom, "driver", name="qemu", type="raw")
-        sub(cdrom, "source", file=str(path))
-        sub(cdrom, "target", dev=f"sd{chr(ord('a') + i)}", bus="sata")
-        sub(cdrom, "readonly")
-        if boot:
-            sub(cdrom, "boot", order=boot)
-    channel = sub(devices, "channel", type="unix")
-    sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
-    sub(devices, "input", type="tablet", bus="usb")
-    graphics = sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen="127.0.0.1")
-    sub(graphics, "listen", type="address", address="127.0.0.1")
-    sub(sub(devices, "video"), "model", type="vga")
-    sub(devices, "memballoon", model="virtio")
-    ET.indent(root, space="  ")
-    return ET.tostring(root, encoding="unicode") + "\n"
 
 
 # ------------------------------------------------------------------------- the state machine
@@ -350,10 +288,8 @@ def dry_run(name: str, options: WindowsOptions, out: Path) -> list[Path]:
 
 
 def build_windows(store: ImageStore, name: str, options: WindowsOptions, *, progress: Progress | None = None,
-                  force: bool = False, uri: str = "qemu:///system", accel: Literal["kvm", "tcg"] = "kvm",
+                  force: bool = False, uri: str = DEFAULT_URI, accel: Literal["kvm", "tcg"] = "kvm",
                   sleep: Callable[[float], None] = time.sleep) -> ImageManifest:
-    from hyperlab.host.conn import connect
-
     report = progress or (lambda _phase, _fraction: None)
     version = version_of(name)
     check_paths(options)
@@ -408,15 +344,9 @@ def _install(conn: Any, domain_name: str, work: Path, options: WindowsOptions, a
              accel: Literal["kvm", "tcg"], state: BuildState, state_path: Path, report: Progress,
              sleep: Callable[[float], None]) -> None:
     """Define (or find) the build domain and drive it with BuildWatch until sysprep powered it off."""
-    import libvirt
-
-    from hyperlab.guest.agent import AgentChannel
-    from hyperlab.guest.base import ChannelError
-    from hyperlab.host.conn import lookup_domain
-
     xml = build_domain_xml(domain_name, disk, options.iso, options.virtio_iso, answer_iso, accel)
     domain = lookup_domain(conn, domain_name)
-    if domain is not None and "hyperlab golden image build" not in domain.XMLDesc(0):
+    if domain is not None and BUILD_DESCRIPTION not in domain.XMLDesc(0):
         raise WindowsInputError(f"a domain named {domain_name} exists and is not a hyperlab build; remove or rename it")
     if domain is None:
         domain = conn.defineXML(xml)
@@ -472,8 +402,6 @@ def _install(conn: Any, domain_name: str, work: Path, options: WindowsOptions, a
 
 
 def _tools_state(channel: Any) -> tuple[Literal["done", "failed"] | None, str]:
-    from hyperlab.guest.agent import AgentCommandError
-
     for path, verdict in ((TOOLS_DONE, "done"), (TOOLS_FAILED, "failed")):
         try:
             data = channel.read_file(path, limit=4096)

@@ -1,7 +1,7 @@
 """`lab doctor`: is this host ready for a lab? Each problem is one line and the command that fixes it.
 
-`diagnose()` returns findings and never prints; the CLI (cli_doctor.py) shows them. Checks:
-libvirt reachable; QEMU present; KVM present *and working* (accel.py boots a test guest);
+`diagnose()` returns findings and never prints; the CLI (`hyperlab.cli.doctor`) shows them. Checks:
+libvirt reachable; QEMU present; KVM present *and working* (`hyperlab.host.accel` boots a test guest);
 /dev/kvm usable by QEMU's user (else libvirtd re-probes QEMU on every API call, ~60 s each);
 nested virtualization when the lab has nested nodes under KVM; OVMF for UEFI nodes, swtpm for
 TPM nodes; free disk and memory against the lab's needs; the golden images the lab needs;
@@ -21,22 +21,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperlab.host.accel import (
-    CACHE_PATH,
-    KVM_DEVICE,
-    QEMU,
-    AccelReport,
-    AccelUnavailable,
-    cpu_vendor,
-    detect_accel,
-    qemu_version,
-    resolve_accel,
-)
 from hyperlab.core.catalog import IMAGES
-from hyperlab.host.hostnet import BRNF_SYSCTL
-from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.plan import HostFacts
+from hyperlab.core.units import human_size
+from hyperlab.host.accel import CACHE_PATH, KVM_DEVICE, AccelReport, AccelUnavailable, qemu_version, resolve_accel
+from hyperlab.host.accel_probe import QEMU
+from hyperlab.host.conn import DEFAULT_URI, HostProblem, connect
+from hyperlab.host.facts import cpu_vendor
+from hyperlab.host.hostnet import BRNF_SYSCTL
+from hyperlab.images.store import ImageError, ImageStore
+from hyperlab.images.test_guest import detect
 
 Level = Literal["ok", "info", "warn", "fail"]
 LABELS: dict[str, str] = {"ok": "ok", "info": "info", "warn": "warn", "fail": "FAIL"}
@@ -102,15 +97,6 @@ class Finding:
 
 def any_failed(findings: list[Finding]) -> bool:
     return any(f.failed for f in findings)
-
-
-def format_size(size: int) -> str:
-    """Human sizes for findings: 1.5 GiB, 512 MiB."""
-    for unit, factor in (("TiB", 1 << 40), ("GiB", GiB), ("MiB", MiB), ("KiB", 1 << 10)):
-        if abs(size) >= factor:
-            value = size / factor
-            return f"{value:.0f} {unit}" if value >= 100 or value == int(value) else f"{value:.1f} {unit}"
-    return f"{size} B"
 
 
 # ------------------------------------------------------------------------------ lab needs
@@ -259,8 +245,6 @@ def _owner_text(st: os.stat_result) -> str:
 
 
 def check_libvirt(uri: str) -> Finding:
-    from hyperlab.host.conn import HostProblem, connect
-
     try:
         conn = connect(uri)
     except HostProblem as exc:
@@ -386,13 +370,13 @@ def check_disk(node_count: int, missing_images: list[str], store_root: Path, ins
     for fs, parts in by_fs.items():
         need = sum(size for _, size in parts)
         free = free_bytes(fs)
-        uses = " + ".join(f"{text} ~{format_size(size)}" for text, size in parts)
-        detail = f"{format_size(free)} free on {fs}; need ~{format_size(need)} ({uses})"
+        uses = " + ".join(f"{text} ~{human_size(size)}" for text, size in parts)
+        detail = f"{human_size(free)} free on {fs}; need ~{human_size(need)} ({uses})"
         if free >= need:
             findings.append(Finding(True, "disk", detail))
         else:
             findings.append(Finding(False, "disk", detail,
-                                    f"free {format_size(need - free)} on {fs}, or set HYPERLAB_IMAGES to a "
+                                    f"free {human_size(need - free)} on {fs}, or set HYPERLAB_IMAGES to a "
                                     "folder on a larger disk"))
     return findings
 
@@ -402,11 +386,11 @@ def check_memory(needs: Needs, accel: str, available: int | None = None) -> Find
     need = memory_needed(needs, accel)
     per = OVERHEAD_TCG if accel == "tcg" else OVERHEAD_KVM
     count = f"{len(needs.nodes)} node" + ("s" if len(needs.nodes) != 1 else "")
-    detail = (f"{format_size(available)} available; need ~{format_size(need)} ({count} "
-              f"{format_size(needs.memory)} + QEMU {format_size(per)} each under {accel})")
+    detail = (f"{human_size(available)} available; need ~{human_size(need)} ({count} "
+              f"{human_size(needs.memory)} + QEMU {human_size(per)} each under {accel})")
     if available >= need:
         return Finding(True, "memory", detail)
-    return Finding(False, "memory", detail, f"free {format_size(need - available)} of memory (stop other guests: "
+    return Finding(False, "memory", detail, f"free {human_size(need - available)} of memory (stop other guests: "
                    "virsh list), or use a smaller lab")
 
 
@@ -420,7 +404,7 @@ def check_image(name: str, store: ImageStore) -> Finding:
             return Finding(False, what, str(exc).split(";")[0], f"{hint} --force")
         return Finding(False, what, f"not in the image store {store.root}", hint)
     built = manifest.build_date.strftime("%Y-%m-%d")
-    return Finding(True, what, f"{store.path(name)} ({format_size(manifest.size)}, built {built})")
+    return Finding(True, what, f"{store.path(name)} ({human_size(manifest.size)}, built {built})")
 
 
 def check_bridge_netfilter(path: Path = BRNF_SYSCTL) -> Finding:
@@ -443,7 +427,7 @@ def diagnose(
     store: ImageStore | None = None,
     *,
     facts: HostFacts | None = None,
-    uri: str = "qemu:///system",
+    uri: str = DEFAULT_URI,
     accel: AccelReport | None = None,
     recheck: bool = False,
     cache_path: Path | None = CACHE_PATH,
@@ -451,15 +435,15 @@ def diagnose(
 ) -> list[Finding]:
     """Every check for this host, and for `loaded`'s needs when a lab is given. Never prints.
 
-    `accel`: a detection already made (else `detect_accel` runs: cached, or up to 15 s once).
+    `accel`: a detection already made (else detection runs: cached, or up to 15 s once).
     """
     store = store or ImageStore()
     facts = facts or HostFacts()
     findings = [check_libvirt(uri), check_qemu()]
 
-    report = accel or detect_accel(store, cache_path=cache_path, use_cache=not recheck)
+    report = accel or detect(store, cache_path=cache_path, use_cache=not recheck)
     try:
-        used = resolve_accel("auto", store, env=env, detect=lambda _store: report)
+        used = resolve_accel("auto", env=env, detect=lambda: report)
     except AccelUnavailable as exc:
         used = None
         findings.append(Finding(False, "accelerator", str(exc), "unset HYPERLAB_ACCEL"))

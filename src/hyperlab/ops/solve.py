@@ -8,15 +8,17 @@ per overlay; `lab reset` of a node makes it solvable again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import libvirt
 
-from hyperlab.ops.deploy import channel_for, run_once, script_values
 from hyperlab.core.errors import UsageError
-from hyperlab.grading.outcome import closure, order, unknown_step
+from hyperlab.core.fanout import fan_out
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.plan import Plan, PlanNode
+from hyperlab.core.steps import closure, order, unknown_step
+from hyperlab.guest.agent import agent_channel
+from hyperlab.guest.runner import run_once
+from hyperlab.ops.secrets import script_values
 
 
 def steps_to_solve(loaded: LoadedLab, only: list[str] | None) -> list[str]:
@@ -58,11 +60,9 @@ def solve(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, only: list[st
         for k, action in enumerate(step.solution):
             def one(name: str, k: int = k, run: str = action.run) -> None:
                 node = plan.node(name)
-                result = run_once(channel_for(conn, node), f"solve-{step_id}-{k}", loaded.folder / run,
+                result = run_once(agent_channel(conn, node), f"solve-{step_id}-{k}", loaded.folder / run,
                                   {**values, "nics.env": nic_facts(node)})
                 progress(name, f"{step_id}: {run} {'already ran' if result is None else 'done'}")
 
-            with ThreadPoolExecutor(max_workers=len(action.nodes)) as pool:
-                for future in [pool.submit(one, name) for name in action.nodes]:
-                    future.result()
+            fan_out(one, action.nodes)
     return unsolved

@@ -1,0 +1,134 @@
+"""`lab up / status / down / reset / exec / console`: one student's instance of a lab on this host.
+
+The work is `hyperlab.ops.deploy`; here: the session, the instance's lock around what changes it,
+and the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hyperlab.cli.app import (AccelOpt, ExitCode, InstanceOpt, JsonOpt, LabArg, Session, app, err, exit_with,
+                              host_errors, out, reports_mistakes)
+from hyperlab.core.load import load_lab
+from hyperlab.core.variables import parse_overrides
+from hyperlab.guest.agent import agent_channel
+from hyperlab.host.conn import DEFAULT_URI
+from hyperlab.images.registry import ensure_images
+from hyperlab.ops import deploy
+
+
+def _status_table(session: Session, as_json: bool) -> bool:
+    nodes = deploy.status(session.conn, session.plan)
+    if as_json:
+        print(json.dumps({"lab": session.plan.lab, "instance": session.plan.instance,
+                          "nodes": [n.as_dict() for n in nodes]}, indent=2))
+    else:
+        table = Table("node", "domain", "state", "agent", "ready", title=f"{session.plan.lab} / {session.plan.instance}")
+        for column in table.columns:
+            column.overflow = "fold"
+        for n in nodes:
+            table.add_row(n.name, n.domain, n.state, "yes" if n.agent else "no", "yes" if n.ready else "no")
+        out.print(table)
+    return all(n.ready for n in nodes)
+
+
+@app.command()
+@reports_mistakes
+@host_errors
+def up(lab: LabArg, instance: InstanceOpt = "default",
+       accel: AccelOpt = "auto",
+       timeout: Annotated[float, typer.Option(help="Seconds each node may take to become ready.")] = 900,
+       var: Annotated[list[str] | None, typer.Option("--var", help="NAME=VALUE: override a lab variable for this instance (repeatable).")] = None) -> None:
+    """Deploy the lab: networks, overlays, domains; wait until every node is ready; run the start state."""
+    loaded = load_lab(lab)
+    overrides = parse_overrides(var or [], loaded.lab.variables)  # a mistake here changes nothing yet
+    session = Session(loaded, instance, accel, deploying=True)
+    err.print(f"accel: {session.accel.accel} ({session.accel.reason})", markup=False)
+    with session.changing("up"):
+        ensure_images(session.store, {v.image for n in session.plan.nodes for v in n.volumes if v.image}, session.progress)
+        changes = deploy.up(session.conn, session.loaded, session.plan, timeout=timeout, progress=session.progress,
+                            variables=overrides)
+    made = [c for c in changes if c.action != "kept"]
+    err.print(f"{len(made)} object(s) created or started, {len(changes) - len(made)} kept", markup=False)
+    if not _status_table(session, as_json=False):
+        raise exit_with(ExitCode.FAILED)
+
+
+@app.command()
+@reports_mistakes
+@host_errors
+def status(lab: LabArg, instance: InstanceOpt = "default",
+           as_json: JsonOpt = False) -> None:
+    """Show each node's state and whether its guest agent answers. Exit 0 when every node is ready."""
+    if not _status_table(Session(lab, instance), as_json):
+        raise exit_with(ExitCode.FAILED)
+
+
+@app.command()
+@reports_mistakes
+@host_errors
+def down(lab: LabArg, instance: InstanceOpt = "default") -> None:
+    """Remove exactly what this instance owns: domains, networks, volumes, pool, host side."""
+    session = Session(lab, instance)
+    with session.changing("down"):
+        changes = deploy.down(session.conn, session.plan, session.progress)
+    for change in changes:
+        out.print(str(change), markup=False)
+    if not changes:
+        out.print(f"nothing of {session.plan.lab} instance {session.plan.instance} is deployed", markup=False)
+
+
+@app.command()
+@reports_mistakes
+@host_errors
+def reset(lab: LabArg,
+          nodes: Annotated[list[str] | None, typer.Argument(help="Nodes to reset (default: all).")] = None,
+          instance: InstanceOpt = "default",
+          timeout: Annotated[float, typer.Option(help="Seconds each node may take to become ready.")] = 900) -> None:
+    """Put nodes back to their start: a new overlay on the golden image, specialization, start state."""
+    session = Session(lab, instance)
+    names = [session.node(n).name for n in nodes] if nodes else [n.name for n in session.plan.nodes]
+    with session.changing("reset"):
+        deploy.reset(session.conn, session.loaded, session.plan, names, timeout=timeout, progress=session.progress)
+    _status_table(session, as_json=False)
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@reports_mistakes
+@host_errors
+def exec_(lab: LabArg,
+          node: Annotated[str, typer.Argument(help="Node to run the command on.")],
+          command: Annotated[list[str], typer.Argument(help="The command, after --.")],
+          instance: InstanceOpt = "default",
+          timeout: Annotated[float, typer.Option(help="Seconds before the command is killed.")] = 600,
+          stdin: Annotated[bool, typer.Option("--stdin", help="Send this standard input to the command "
+                                              "(read to its end first), like `kubectl exec -i`.")] = False) -> None:
+    """Run a command on a node through its guest agent; exit code, stdout and stderr are the command's."""
+    session = Session(lab, instance)
+    # opt-in: a standard input inherited from a parent that never closes it would hang every exec
+    data = sys.stdin.buffer.read() if stdin else None
+    result = agent_channel(session.conn, session.node(node)).run(command, input=data, timeout=timeout)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.timed_out:
+        err.print(f"error: timed out after {timeout:.0f}s", markup=False)
+        raise exit_with(ExitCode.TIMEOUT)
+    raise typer.Exit(result.exit_code)  # the command's own exit code
+
+
+@app.command()
+@reports_mistakes
+@host_errors
+def console(lab: LabArg,
+            node: Annotated[str, typer.Argument(help="Node whose serial console to attach to.")],
+            instance: InstanceOpt = "default") -> None:
+    """Attach to a node's serial console (leave with Ctrl+]). It listens on this host only."""
+    session = Session(lab, instance)
+    os.execvp("virsh", ["virsh", "-c", DEFAULT_URI, "console", session.node(node).domain])

@@ -1,0 +1,15 @@
+"""The whole `lab` command line: every command group, in the order `lab --help` lists them."""
+
+from __future__ import annotations
+
+# Each module adds its commands to `app` when imported; the order of these lines is the order of `lab --help`.
+from hyperlab.cli import labs  # list, validate, plan, schema, diagram
+from hyperlab.cli import deploy  # up, status, down, reset, exec, console
+from hyperlab.cli import doctor  # doctor
+from hyperlab.cli import grading  # check, grade, solve
+from hyperlab.cli.app import app
+from hyperlab.cli.image import image_app
+
+app.add_typer(image_app, name="image", help="Build and list golden images.")
+
+__all__ = ["app", "deploy", "doctor", "grading", "labs"]
