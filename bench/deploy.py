@@ -23,10 +23,9 @@ from hyperlab.ops.secrets import plan_for_up
 from hyperlab.images.store import ImageStore
 from hyperlab.host.conn import connect
 from hyperlab.core.load import load_lab
+from performance_doc import record
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "performance.md"
-BEGIN, END = "<!-- BENCH:BEGIN -->", "<!-- BENCH:END -->"
 
 
 class Clock:
@@ -99,9 +98,7 @@ def main() -> None:
     ]
     table = "| measure | result |\n| --- | --- |\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    block = f"{BEGIN}\nMeasured {stamp} by `python3 bench/deploy.py`.\n\n{table}{END}"
-    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
-    DOC.write_text(text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):])
+    record("BENCH", [f"Measured {stamp} by `python3 bench/deploy.py`.", "", table.rstrip("\n")])
     sys.stdout.write(table)
 
 

@@ -18,10 +18,8 @@ import tempfile
 from pathlib import Path
 
 from hyperlab.images import ticker
+from performance_doc import record
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "performance.md"
-BEGIN, END = "<!-- TICKER:BEGIN -->", "<!-- TICKER:END -->"
 SECONDS = 30
 RATES = (100, 20)
 
@@ -51,16 +49,9 @@ def main() -> int:
             counts = ticker.uptimes(console.read_text(errors="replace"))
             rows.append(f"| {hz} Hz{' (shipped)' if code == ticker.KERNEL else ''} | "
                         f"{100 * used / SECONDS:.1f}% | {counts[-1] if counts else 'none'} |")
-    block = "\n".join([BEGIN, f"One idle ticker under QEMU TCG for {SECONDS} s, one level of emulation (`python3 bench/ticker.py`):",
-                       "", "| timer rate | CPU of one host core | last count on the console |", "| --- | --- | --- |",
-                       *rows, END])
-    text = DOC.read_text()
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text)
-    print(block)
+    print(record("TICKER", [f"One idle ticker under QEMU TCG for {SECONDS} s, one level of emulation (`python3 bench/ticker.py`):",
+                             "", "| timer rate | CPU of one host core | last count on the console |", "| --- | --- | --- |",
+                             *rows]))
     return 0
 
 
