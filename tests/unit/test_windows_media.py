@@ -115,6 +115,33 @@ def test_windows_media_are_recognised_through_udf_and_list_their_editions(tmp_pa
         select_image(media.images, "9")
 
 
+@needs_genisoimage
+def test_media_laid_out_as_microsofts_are_read_through_udf_alone(tmp_path: Path) -> None:
+    """oscdimg -u2's layout: every file on the UDF side only; ISO 9660 (what xorriso reads) sees none."""
+    root = tmp_path / "media"
+    (root / "sources").mkdir(parents=True)
+    (root / "sources" / "install.wim").write_bytes(fake_wim())
+    (root / "setup.exe").write_bytes(b"MZ")
+    iso = tmp_path / "ms.iso"
+    subprocess.run(["genisoimage", "-quiet", "-udf", "-o", str(iso), "-hide", "*", "-hide", "sources", str(root)], check=True)
+    listing = subprocess.run(["xorriso", "-indev", str(iso), "-find", "/", "-type", "f"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "install.wim" not in listing  # the ISO 9660 side is empty, as on Microsoft's media
+    media = inspect_windows_iso(iso)
+    assert (media.filesystem, media.install_image) == ("udf", "sources/install.wim")
+    assert [i.index for i in media.images] == [1, 2, 3, 4]
+
+
+@needs_genisoimage
+def test_a_truncated_iso_is_refused_in_one_line(tmp_path: Path) -> None:
+    whole = windows_like_iso(tmp_path).read_bytes()
+    cut = tmp_path / "cut.iso"
+    cut.write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(IsoError) as info:
+        inspect_windows_iso(cut)
+    assert str(cut) in str(info.value) and "\n" not in str(info.value)
+
+
 @needs_xorriso
 def test_an_iso_without_install_image_is_refused_in_one_line(tmp_path: Path) -> None:
     iso = tmp_path / "other.iso"

@@ -1,9 +1,11 @@
-"""Read the file tree of an ISO image, pure Python: ISO 9660 (with Joliet) and UDF.
+"""Read the file tree of an ISO image (UDF, Joliet or ISO 9660) through pycdlib, and the image list
+of the Windows install image on it.
 
-Why a reader of our own: Microsoft's install media are UDF; their ISO 9660 side holds only a
-README (oscdimg `-u2`), so `xorriso`/`isoinfo` see no `sources/install.wim`. This reader walks UDF
-1.02-2.01 (what oscdimg and genisoimage write) and falls back to Joliet/ISO 9660, reading only
-directories and the few KiB asked for: checking a 5 GiB ISO costs milliseconds.
+Microsoft's install media are UDF bridge images whose ISO 9660 side holds only a README (oscdimg
+`-u2`), so `xorriso`/`isoinfo` see no `sources/install.wim`: the UDF side is read first. pycdlib
+replaced a reader of our own (measured in docs/design/host-notes.md: both read UDF 1.02 media
+laid out as Microsoft's and pycdlib's UDF 2.60; pycdlib refuses directory loops in hostile images).
+Only directories and the few KiB asked for are read: checking a 5 GiB ISO costs milliseconds.
 
 It also reads the XML a WIM/ESD carries (its images: index, name, edition, installation type) so
 that `--edition standard` picks the right image index of the user's media.
@@ -16,10 +18,13 @@ import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-SECTOR = 2048
-MAX_ENTRIES = 200_000  # a bound against looping or hostile images
+import pycdlib
+from pycdlib.pycdlibexception import PyCdlibException
+
+MAX_ENTRIES = 200_000  # a bound against hostile images
+# what pycdlib raises on a damaged or hostile image besides its own exceptions
+_DAMAGED = (PyCdlibException, struct.error, ValueError, IndexError, KeyError, UnicodeDecodeError, OSError)
 
 
 class IsoError(Exception):
@@ -33,19 +38,29 @@ class NotWindowsMedia(IsoError):
 @dataclass(frozen=True)
 class FileRef:
     size: int
-    extents: tuple[tuple[int, int], ...]  # (byte offset in the image, length)
-    inline: bytes | None = None  # UDF files small enough to live inside their entry
+    path: str  # the entry's path in its file system, as pycdlib names it
+    facet: str  # "udf_path", "joliet_path" or "iso_path": which file system it was listed from
     is_dir: bool = False
+
+
+def _plain(name: str, facet: str) -> str:
+    """ISO 9660 names carry a version (`SETUP.EXE;1`) and a dot when they have no extension."""
+    if facet == "iso_path":
+        name = name.split(";", 1)[0].rstrip(".")
+    return name.lower()
 
 
 class IsoImage:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._iso = pycdlib.PyCdlib()
         try:
-            self._f: BinaryIO = open(self.path, "rb")
+            self.size = self.path.stat().st_size
+            self._iso.open(str(self.path))
         except OSError as exc:
             raise IsoError(f"cannot read {self.path}: {exc.strerror or exc}") from None
-        self.size = self.path.stat().st_size
+        except _DAMAGED as exc:
+            raise IsoError(f"{self.path} is not an ISO image or is damaged ({_one_line(exc)})") from None
         self._files: dict[str, FileRef] | None = None
         self.filesystem = ""
 
@@ -53,220 +68,56 @@ class IsoImage:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._f.close()
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        if offset < 0 or offset + size > self.size:
-            raise IsoError(f"{self.path} is truncated or damaged (read past its end at {offset})")
-        self._f.seek(offset)
-        return self._f.read(size)
+        try:
+            self._iso.close()
+        except _DAMAGED:
+            pass
 
     # ------------------------------------------------------------------------ listing
     def files(self, prefer: str = "udf") -> dict[str, FileRef]:
         """Lower-case POSIX paths (no leading slash) -> FileRef, directories included."""
         if self._files is None:
-            readers = [self._udf, self._iso9660] if prefer == "udf" else [self._iso9660, self._udf]
-            for reader in readers:
-                found = reader()
+            facets = {"udf": ("udf_path", self._iso.has_udf()), "joliet": ("joliet_path", self._iso.has_joliet()),
+                      "iso9660": ("iso_path", True)}
+            order = ["udf", "joliet", "iso9660"] if prefer == "udf" else ["joliet", "iso9660", "udf"]
+            for name in order:
+                facet, present = facets[name]
+                found = self._walk(facet) if present else {}
                 if found:
-                    self._files = found
+                    self._files, self.filesystem = found, name
                     break
             else:
                 raise IsoError(f"{self.path} is not an ISO image (no ISO 9660 or UDF file system found)")
         return self._files
 
+    def _walk(self, facet: str) -> dict[str, FileRef]:
+        files: dict[str, FileRef] = {}
+        try:
+            for folder, dirs, names in self._iso.walk(**{facet: "/"}):
+                for name, is_dir in [*((d, True) for d in dirs), *((n, False) for n in names)]:
+                    if len(files) >= MAX_ENTRIES:
+                        raise IsoError(f"{self.path} lists more than {MAX_ENTRIES} entries: not install media")
+                    full = f"{folder.rstrip('/')}/{name}"
+                    size = 0 if is_dir else self._iso.get_record(**{facet: full}).get_data_length()
+                    key = "/".join(_plain(part, facet) for part in full.strip("/").split("/"))
+                    files[key] = FileRef(size, full, facet, is_dir)
+        except _DAMAGED as exc:
+            raise IsoError(f"{self.path} is damaged ({_one_line(exc)})") from None
+        return files
+
     def read(self, ref: FileRef, offset: int = 0, size: int | None = None) -> bytes:
         size = ref.size - offset if size is None else min(size, ref.size - offset)
-        if ref.inline is not None:
-            return ref.inline[offset: offset + size]
-        out = bytearray()
-        pos = 0
-        for start, length in ref.extents:
-            if size <= len(out):
-                break
-            lo, hi = max(offset, pos), min(offset + size, pos + length)
-            if lo < hi:
-                out += self.read_at(start + lo - pos, hi - lo)
-            pos += length
-        return bytes(out)
-
-    # ------------------------------------------------------------------------ ISO 9660
-    def _iso9660(self) -> dict[str, FileRef]:
-        primary = joliet = None
-        for sector in range(16, 64):
-            if (sector + 1) * SECTOR > self.size:
-                break
-            vd = self.read_at(sector * SECTOR, SECTOR)
-            if vd[1:6] != b"CD001":
-                break
-            if vd[0] == 1 and primary is None:
-                primary = vd
-            elif vd[0] == 2 and vd[88:91] in (b"%/@", b"%/C", b"%/E"):
-                joliet = vd
-            elif vd[0] == 255:
-                break
-        chosen = joliet or primary
-        if chosen is None:
-            return {}
-        self.filesystem = "joliet" if joliet else "iso9660"
-        files: dict[str, FileRef] = {}
-        self._iso_dir(chosen[156:190], "", joliet is not None, files, set())
-        return files
-
-    def _iso_dir(self, record: bytes, prefix: str, joliet: bool, files: dict[str, FileRef], seen: set[int]) -> None:
-        extent, size = struct.unpack_from("<I", record, 2)[0], struct.unpack_from("<I", record, 10)[0]
-        if extent in seen:
-            return
-        seen.add(extent)
-        data = self.read_at(extent * SECTOR, size)
-        pos = 0
-        pending: dict[str, list[tuple[int, int]]] = {}
-        while pos < len(data):
-            length = data[pos]
-            if length == 0:  # records never cross a sector: the rest of this one is padding
-                pos = (pos // SECTOR + 1) * SECTOR
-                continue
-            rec = data[pos: pos + length]
-            pos += length
-            name_len = rec[32]
-            raw = rec[33: 33 + name_len]
-            if raw in (b"\x00", b"\x01"):
-                continue
-            name = raw.decode("utf-16-be", "replace") if joliet else raw.decode("ascii", "replace")
-            name = name.split(";")[0].rstrip(".").lower()
-            flags = rec[25]
-            path = f"{prefix}{name}"
-            if flags & 0x02:
-                files[path] = FileRef(0, (), is_dir=True)
-                self._iso_dir(rec, path + "/", joliet, files, seen)
-                continue
-            pending.setdefault(path, []).append(
-                (struct.unpack_from("<I", rec, 2)[0] * SECTOR, struct.unpack_from("<I", rec, 10)[0]))
-            if not flags & 0x80:  # last (or only) extent of a multi-extent file
-                extents = tuple(pending.pop(path))
-                files[path] = FileRef(sum(n for _, n in extents), extents)
-            if len(files) > MAX_ENTRIES:
-                raise IsoError(f"{self.path}: more than {MAX_ENTRIES} files; not install media")
-
-    # ------------------------------------------------------------------------ UDF
-    def _udf(self) -> dict[str, FileRef]:
-        if not self._has_nsr():
-            return {}
-        if self.size < 257 * SECTOR:
-            return {}
-        avdp = self.read_at(256 * SECTOR, SECTOR)
-        if _tag(avdp) != 2:
-            return {}
-        vds_len, vds_loc = struct.unpack_from("<II", avdp, 16)
-        partitions: dict[int, int] = {}
-        block = SECTOR
-        fsd: tuple[int, int] | None = None
-        part_maps: list[int] = []
-        for i in range(min(vds_len // SECTOR, 64)):
-            d = self.read_at((vds_loc + i) * SECTOR, SECTOR)
-            tag = _tag(d)
-            if tag == 5:  # partition descriptor
-                partitions[struct.unpack_from("<H", d, 22)[0]] = struct.unpack_from("<I", d, 188)[0]
-            elif tag == 6:  # logical volume descriptor
-                block = struct.unpack_from("<I", d, 212)[0]
-                lbn, ref = struct.unpack_from("<IH", d, 252)
-                fsd = (lbn, ref)
-                count = struct.unpack_from("<I", d, 268)[0]
-                pos = 440
-                for _ in range(count):
-                    kind, length = d[pos], d[pos + 1]
-                    if kind != 1:
-                        raise IsoError(f"{self.path}: UDF with a non-physical partition map is not supported")
-                    part_maps.append(struct.unpack_from("<H", d, pos + 4)[0])
-                    pos += length
-            elif tag == 8:
-                break
-        if fsd is None or block != SECTOR or not part_maps:
-            return {}
-        self._udf_starts = [partitions[number] for number in part_maps]
-        self.filesystem = "udf"
-        fsd_block = self._udf_block(fsd[0], fsd[1])
-        if _tag(fsd_block) != 256:
-            raise IsoError(f"{self.path}: UDF file set descriptor missing")
-        root_lbn, root_ref = struct.unpack_from("<IH", fsd_block, 404)
-        files: dict[str, FileRef] = {}
-        self._udf_dir(root_lbn, root_ref, "", files, set())
-        return files
-
-    def _has_nsr(self) -> bool:
-        for sector in range(16, 64):
-            if (sector + 1) * SECTOR > self.size:
-                return False
-            ident = self.read_at(sector * SECTOR + 1, 5)
-            if ident in (b"NSR02", b"NSR03"):
-                return True
-            if ident not in (b"CD001", b"BEA01", b"BOOT2", b"CDW02", b"TEA01"):
-                return False
-        return False
-
-    def _udf_block(self, lbn: int, ref: int) -> bytes:
-        return self.read_at((self._udf_starts[ref] + lbn) * SECTOR, SECTOR)
-
-    def _udf_entry(self, lbn: int, ref: int) -> FileRef:
-        fe = self._udf_block(lbn, ref)
-        tag = _tag(fe)
-        if tag == 261:
-            length, l_ea, l_ad, base = struct.unpack_from("<Q", fe, 56)[0], *struct.unpack_from("<II", fe, 168), 176
-        elif tag == 266:
-            length, l_ea, l_ad, base = struct.unpack_from("<Q", fe, 56)[0], *struct.unpack_from("<II", fe, 208), 216
-        else:
-            raise IsoError(f"{self.path}: damaged UDF file entry (tag {tag})")
-        is_dir = fe[27] == 4
-        kind = struct.unpack_from("<H", fe, 34)[0] & 7
-        ads = fe[base + l_ea: base + l_ea + l_ad]
-        if kind == 3:
-            return FileRef(length, (), inline=ads[:length], is_dir=is_dir)
-        extents = []
-        step = 8 if kind == 0 else 16
-        for pos in range(0, len(ads) - step + 1, step):
-            raw_len, where = struct.unpack_from("<II", ads, pos)
-            part = ref if kind == 0 else struct.unpack_from("<H", ads, pos + 8)[0]
-            if raw_len >> 30 == 3:
-                raise IsoError(f"{self.path}: UDF allocation descriptor continuation is not supported")
-            if raw_len & 0x3FFFFFFF == 0:
-                break
-            extents.append(((self._udf_starts[part] + where) * SECTOR, raw_len & 0x3FFFFFFF))
-        return FileRef(length, tuple(extents), is_dir=is_dir)
-
-    def _udf_dir(self, lbn: int, ref: int, prefix: str, files: dict[str, FileRef], seen: set[tuple[int, int]]) -> None:
-        if (lbn, ref) in seen:
-            return
-        seen.add((lbn, ref))
-        entry = self._udf_entry(lbn, ref)
-        data = self.read(entry)
-        pos = 0
-        while pos + 38 <= len(data):
-            if _tag(data[pos:pos + 16]) != 257:
-                break
-            chars, l_fi = data[pos + 18], data[pos + 19]
-            child_lbn, child_ref = struct.unpack_from("<IH", data, pos + 24)
-            l_iu = struct.unpack_from("<H", data, pos + 36)[0]
-            raw = data[pos + 38 + l_iu: pos + 38 + l_iu + l_fi]
-            pos += (38 + l_iu + l_fi + 3) & ~3
-            if chars & 0x08 or chars & 0x04 or not raw:  # parent entry, deleted
-                continue
-            name = (raw[1:].decode("utf-16-be", "replace") if raw[0] == 16 else raw[1:].decode("latin-1")).lower()
-            path = f"{prefix}{name}"
-            child = self._udf_entry(child_lbn, child_ref)
-            files[path] = child
-            if len(files) > MAX_ENTRIES:
-                raise IsoError(f"{self.path}: more than {MAX_ENTRIES} files; not install media")
-            if child.is_dir:
-                self._udf_dir(child_lbn, child_ref, path + "/", files, seen)
+        try:
+            with self._iso.open_file_from_iso(**{ref.facet: ref.path}) as f:
+                f.seek(offset)
+                return bytes(f.read(max(size, 0)))
+        except _DAMAGED as exc:
+            raise IsoError(f"{self.path} is truncated or damaged ({_one_line(exc)})") from None
 
 
-def _tag(block: bytes) -> int:
-    """Descriptor tag identifier, or -1 when the tag checksum does not match (not a descriptor)."""
-    if len(block) < 16:
-        return -1
-    if (sum(block[0:4]) + sum(block[5:16])) & 0xFF != block[4]:
-        return -1
-    return int(struct.unpack_from("<H", block, 0)[0])
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
 
 
 # ---------------------------------------------------------------------------- WIM metadata
