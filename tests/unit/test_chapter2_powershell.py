@@ -85,7 +85,7 @@ def test_enums_are_turned_into_strings_in_the_queries() -> None:
 
 
 def test_start_scripts_read_the_secrets_the_framework_writes() -> None:
-    """deploy.py writes each secret as C:\\hyperlab\\secrets\\<name> (no extension)."""
+    """ops/secrets.py writes each secret as C:\\hyperlab\\secrets\\<name> (no extension)."""
     from hyperlab.ops.secrets import SECRET_NAMES
     from hyperlab.guest.runner import SECRETS_DIR
 

@@ -1,0 +1,2 @@
+"""Inside guests: the channels (agent, ssh, winrm), the guest-script runner, reboots.
+Imports core/, host/ and probes/."""
