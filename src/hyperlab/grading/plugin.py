@@ -6,6 +6,8 @@ ties it to the step in `labs/<lab>/lab.yaml` (title, points, requires, hint), ru
 `requires` order, reports a check whose required step did not pass as BLOCKED instead of running
 it, tells FAIL (the student's state is wrong) from ERROR (the check could not look), and folds the
 checks into step results with partial credit. Tests outside `checkers/<lab>/` are left alone.
+Without --instance every lab is checked against each instance of it deployed at --uri, and a lab
+with none is said in one line and skipped (`hyperlab.grading.session`).
 
 Options (group "hyperlab"): --lab, --instance, --uri, --channel, --step, --roster, --evidence,
 --key, --student, --out, --jobs.
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from hyperlab.grading.outcome import Status
 from hyperlab.grading.session import INSTANCE_PARAM, Grading, LabRun, step_lines
 from hyperlab.grading.target import Instance, Node, Probe
 from hyperlab.guest.base import CHANNELS
@@ -98,11 +101,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
-    status = getattr(report, "hl_status", None)
-    if status == "BLOCKED":
-        return "blocked", "B", "BLOCKED"
-    if status == "ERROR" and report.when == "call":
-        return "error", "E", "ERROR"
+    status = getattr(report, "hl_status", None)  # a str on the report, which may cross an xdist worker
+    if status == Status.BLOCKED:
+        return "blocked", "B", str(Status.BLOCKED)
+    if status == Status.ERROR and report.when == "call":
+        return "error", "E", str(Status.ERROR)
     return None
 
 
