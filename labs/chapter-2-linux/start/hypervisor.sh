@@ -61,7 +61,12 @@ case "$HOST" in
     svr1)
         mkdir -p /mnt/smb
         grep -q ' /mnt/smb ' /etc/fstab || echo '192.168.1.100:/srv/smb /mnt/smb nfs defaults,_netdev 0 0' >> /etc/fstab
-        mountpoint -q /mnt/smb || mount /mnt/smb
+        # DC1 serves the share; on a loaded host its first ARP reply can come late ("No route to host")
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            mountpoint -q /mnt/smb || mount /mnt/smb && break
+            sleep 3
+        done
+        mountpoint -q /mnt/smb || { echo "cannot mount 192.168.1.100:/srv/smb at /mnt/smb after 10 tries" >&2; exit 1; }
         guest vm1 "$IMAGES/vm1.qcow2"
         guest vm2 "$IMAGES/vm2.qcow2"
         guest vm3 /mnt/smb/vm3.qcow2
