@@ -17,7 +17,13 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        return f"{printable(self.file)}:{self.line}:{self.column}: {printable(self.message)}"
+
+
+def printable(text: str) -> str:
+    """Control characters escaped (a newline as \\n, ESC as \\x1b): a file name or a key from the
+    user reaches the terminal as one line that cannot move the cursor or recolour it."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class LabError(Exception):
@@ -34,7 +40,8 @@ class UsageError(Exception):
 
 def display_path(path: Path) -> str:
     """Paths relative to the working directory when below it: shorter, and what the user typed."""
+    # the folder is resolved, not the file: a link is shown where it is, not where it leads
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+        return str(path.parent.resolve().relative_to(Path.cwd().resolve()) / path.name)
+    except (ValueError, OSError):
         return str(path)

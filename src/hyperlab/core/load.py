@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from hyperlab.core import validate
-from hyperlab.core.errors import LabError, Problem, UsageError
+from hyperlab.core.errors import LabError, Problem, UsageError, display_path
 from hyperlab.core.model import Lab, Topology
+from hyperlab.core.paths import inside
 from hyperlab.core.yamlsrc import MarkedDict, Source, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
@@ -73,18 +74,19 @@ def lab_path(ref: str, root: Path) -> Path:
     raise UsageError(f"no lab {ref!r}: not a file and not in {root / 'labs'} (labs: {known})")
 
 
-def load_topology_file(path: Path) -> LoadedTopology:
-    source = read_yaml(path)
+def load_topology_file(path: Path, source: Source | None = None) -> LoadedTopology:
+    source = source or read_yaml(path)
     _merge_defaults(source.data)
     topology = _schema(Topology, source)
     _gate(validate.topology_problems(topology, source))
     return LoadedTopology(topology, source)
 
 
-def load_lab(ref: str | Path, root: Path | None = None) -> LoadedLab:
+def load_lab(ref: str | Path, root: Path | None = None, source: Source | None = None) -> LoadedLab:
+    """`source`: the lab file already read (by `load_any`), so that it is parsed once."""
     root = root or find_root()
-    path = lab_path(str(ref), root)
-    source = read_yaml(path)
+    path = source.path if source is not None else lab_path(str(ref), root)
+    source = source or read_yaml(path)
     lab = _schema(Lab, source)
     topo_path = _topology_path(lab.topology, path, root)
     if topo_path is None:
@@ -92,6 +94,9 @@ def load_lab(ref: str | Path, root: Path | None = None) -> LoadedLab:
         close = difflib.get_close_matches(lab.topology, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"topologies: {', '.join(known) or 'none'}"
         raise LabError([source.problem(("topology",), f"topology {lab.topology!r} not found: no {lab.topology}.yaml in topologies/; {hint}")])
+    if inside(topo_path.parent, topo_path.name) is None:
+        raise LabError([source.problem(("topology",), f"topologies/{topo_path.name} is a link that leaves "
+                                                      f"{display_path(topo_path.parent)}; copy the topology there")])
     topology = load_topology_file(topo_path)
     _gate(validate.lab_problems(lab, source, topology.topology))
     return LoadedLab(lab, source, topology)
@@ -100,11 +105,14 @@ def load_lab(ref: str | Path, root: Path | None = None) -> LoadedLab:
 def load_any(ref: str | Path, root: Path | None = None) -> LoadedLab | LoadedTopology:
     """`lab validate` accepts a lab id, a lab file or a topology file."""
     path = Path(ref)
+    if not path.is_file():
+        return load_lab(ref, root)
+    source = read_yaml(path)
     # `topology:` is as much a lab's mark as `steps:`: a lab that forgot its steps must be told
     # so, not be checked as a topology (which would report every lab field as unknown).
-    if path.is_file() and not {"steps", "topology"} & read_yaml(path).data.keys():
-        return load_topology_file(path)
-    return load_lab(ref, root)
+    if not {"steps", "topology"} & source.data.keys():
+        return load_topology_file(path, source)
+    return load_lab(ref, root, source)
 
 
 def _topology_path(name: str, lab_file: Path, root: Path) -> Path | None:
@@ -196,7 +204,7 @@ def _where(loc: tuple[Any, ...]) -> str:
     A key that is not a plain word (empty, spaces, dots) is quoted: nodes['WEB 1'].
     """
     text = "".join(
-        f"[{part}]" if isinstance(part, int) else f".{part}" if _PLAIN_KEY.match(str(part)) else f"[{str(part)!r}]"
+        f"[{part}]" if isinstance(part, int) else f".{part}" if _PLAIN_KEY.fullmatch(str(part)) else f"[{str(part)!r}]"
         for part in loc
     ).removeprefix(".")
     return text or "top level"

@@ -11,7 +11,7 @@ import re
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 
 from hyperlab.core.units import format_size, parse_size
 
@@ -25,10 +25,11 @@ _NET_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
 _FQDN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 _NETBIOS_DOMAIN_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,14}$")
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 
 
 def _node_name(value: str) -> str:
-    if not _NODE_NAME_RE.match(value):
+    if not _NODE_NAME_RE.fullmatch(value):
         raise ValueError(
             f"node name {value!r} is not a valid computer name: use 1-15 letters, digits or hyphens,"
             " not starting or ending with a hyphen (Windows NetBIOS rule)"
@@ -40,7 +41,7 @@ def _node_name(value: str) -> str:
 
 def check_id(value: str) -> str:
     """An id (lab, instance, step): returned as is, or ValueError with the rule."""
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid id: use 1-40 lowercase letters, digits and single hyphens,"
             " starting and ending with a letter or digit"
@@ -48,15 +49,40 @@ def check_id(value: str) -> str:
     return value
 
 
+# libvirt URIs as a roster or --uri may give them: driver[+transport]://[user@][host][:port]/path[?params].
+# Host and user may not start with '-' (ssh would read an option) and only harmless parameters pass:
+# libvirt's `command=` or `netcat=` would run a program of the file's choosing.
+_URI_RE = re.compile(r"(?P<scheme>(?:qemu|test)(?:\+(?:ssh|libssh|libssh2|tcp|tls|unix))?)://"
+                     r"(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]{0,31})@)?"
+                     r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:]{2,39}\])?"
+                     r"(?::(?P<port>[0-9]{1,5}))?"
+                     r"(?P<path>/[A-Za-z0-9._/-]{0,200})"
+                     r"(?:\?(?P<query>[A-Za-z0-9_=&/.,:-]{0,500}))?")
+_URI_PARAMS = {"socket", "keyfile", "no_verify", "no_tty", "known_hosts", "known_hosts_verify", "sshauth", "mode",
+               "pkipath"}
+
+
+def check_uri(value: str) -> str:
+    """A libvirt URI: returned as is, or ValueError with the rule."""
+    match = _URI_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a libvirt URI such as qemu:///system or qemu+ssh://root@lab-02/system")
+    for param in filter(None, (match["query"] or "").split("&")):
+        name = param.split("=", 1)[0]
+        if name not in _URI_PARAMS:
+            raise ValueError(f"{value!r}: the URI parameter {name!r} is not allowed (allowed: {', '.join(sorted(_URI_PARAMS))})")
+    return value
+
+
 def _net_name(value: str) -> str:
-    if not _NET_NAME_RE.match(value):
+    if not _NET_NAME_RE.fullmatch(value):
         raise ValueError(f"network name {value!r} must be 1-31 lowercase letters, digits or hyphens, starting with a letter")
     return value
 
 
 def _mac(value: str) -> str:
     value = value.lower()
-    if not _MAC_RE.match(value):
+    if not _MAC_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a MAC address such as 52:54:00:12:34:56")
     if int(value[:2], 16) & 1:
         raise ValueError(f"{value!r} is a multicast MAC address; a NIC needs a unicast one (first byte even)")
@@ -64,18 +90,34 @@ def _mac(value: str) -> str:
 
 
 def _fqdn(value: str) -> str:
-    if not _FQDN_RE.match(value):
+    if not _FQDN_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a lowercase DNS domain name such as kosa.vm")
     return value
 
 
 def _netbios_domain(value: str) -> str:
-    if not _NETBIOS_DOMAIN_RE.match(value):
+    if not _NETBIOS_DOMAIN_RE.fullmatch(value):
         raise ValueError(f"NetBIOS domain name {value!r} must be 1-15 uppercase letters, digits or hyphens")
     return value
 
 
+def _ifname(value: str) -> str:
+    """What Linux takes as an interface name (dev_valid_name), and nothing a shell or XML would read twice."""
+    if not _IFNAME_RE.fullmatch(value) or value in (".", ".."):
+        raise ValueError(f"{value!r} is not a Linux interface name: 1-15 letters, digits, '.', '_' or '-', such as br0")
+    return value
+
+
+def _whole_number(cls: object, value: object) -> object:
+    """YAML's `true` is not 1: a count or a score is written as a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, not {str(value).lower()}")
+    return value
+
+
 NodeName = Annotated[str, AfterValidator(_node_name)]
+IfName = Annotated[str, AfterValidator(_ifname)]
+
 Ident = Annotated[str, AfterValidator(check_id)]
 NetName = Annotated[str, AfterValidator(_net_name)]
 Mac = Annotated[str, AfterValidator(_mac)]
@@ -109,7 +151,7 @@ class Network(Strict):
     )
     dhcp: bool = False
     dns: list[IPv4Address] = Field(default_factory=list, description="DNS servers nodes on this network use.")
-    bridge: str | None = Field(None, description="mode bridge only: the existing host bridge to attach to.")
+    bridge: IfName | None = Field(None, description="mode bridge only: the existing host bridge to attach to.")
 
     @property
     def effective_gateway(self) -> IPv4Address | None:
@@ -137,6 +179,8 @@ class Disk(Strict):
 class NodeDefaults(Strict):
     image: str | None = None
     vcpus: int | None = Field(None, ge=1, le=64)
+
+    _vcpus_are_numbers = field_validator("vcpus", mode="before")(_whole_number)
     memory: Size | None = None
     firmware: Literal["bios", "uefi"] | None = None
     channel: Literal["agent", "winrm", "ssh"] | None = None
@@ -146,6 +190,8 @@ class NodeDefaults(Strict):
 class Node(Strict):
     image: str
     vcpus: int = Field(1, ge=1, le=64)
+
+    _vcpus_are_numbers = field_validator("vcpus", mode="before")(_whole_number)
     memory: Size = 1 << 30
     disks: list[Disk] = Field(default_factory=list)
     nics: list[Nic] = Field(default_factory=list)
@@ -192,6 +238,8 @@ class Step(Strict):
     hint: Text | None = None
     solution: list[Action] = Field(default_factory=list,
                                    description="Reference solution: scripts run by `lab solve`, in order, each on its nodes.")
+
+    _points_are_numbers = field_validator("points", mode="before")(_whole_number)
 
 
 class Switch(Strict):

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hyperlab.core.catalog import IMAGES
+from hyperlab.core.limits import NIC_FIRST_SLOT
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.model import Node, Topology
 
@@ -25,7 +26,6 @@ LINUX_CMDLINE = "root=/dev/vda rw console=ttyS0"
 METADATA_NS = "https://hyperlab.dev/xmlns/instance/1"
 TRANSIT_RANGE = IPv4Network("169.254.0.0/16")  # link-local: never routed beyond the host
 Accel = Literal["kvm", "tcg"]  # the domain type: kvm, or qemu (software emulation, TCG)
-NIC_FIRST_SLOT = 3  # NICs pinned at PCI slots 3, 4, ... so guests name them ens3, ens4, ...
 
 
 class Frozen(BaseModel):

@@ -8,6 +8,7 @@ Two formatters on purpose, with different promises: `format_size` is the exact i
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 SIZE_UNITS = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]iB)\s*$")
@@ -17,14 +18,18 @@ def parse_size(value: object) -> int:
     """'4GiB' -> bytes. Only binary units: '4GB' is ambiguous in a course about disks."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(f"a size needs a unit, such as 4GiB or 512MiB (got {value!r})")
-    match = _SIZE_RE.match(value)
+    match = _SIZE_RE.fullmatch(value)
     if not match:
         raise ValueError(f"{value!r} is not a size; write a number and one of KiB, MiB, GiB, TiB, such as 4GiB")
     number, unit = match.groups()
-    size = int(float(number) * SIZE_UNITS[unit])
-    if size <= 0:
+    if len(number) > 16:
+        raise ValueError(f"'{value[:16]}...' has too many digits for a size; write it in a larger unit")
+    exact = Fraction(number) * SIZE_UNITS[unit]  # exact: 0.1GiB is not rounded by floats
+    if exact <= 0:
         raise ValueError(f"{value!r} is not a positive size")
-    return size
+    if exact.denominator != 1 or exact % 1024:
+        raise ValueError(f"{value!r} is not a whole number of KiB; round it, such as {max(1, round(exact / 1024))}KiB")
+    return int(exact)
 
 
 def format_size(size: int) -> str:

@@ -6,12 +6,16 @@ the user has to change.
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from hyperlab.core.catalog import DATA_IMAGES, IMAGES, SYSTEM_IMAGES
 from hyperlab.core.errors import Problem, display_path
 from hyperlab.core.model import Lab, Topology
+from hyperlab.core.limits import MAX_DISK, MAX_DISKS, MAX_MEMORY, MAX_NICS, MIN_DISK, MIN_MEMORY, NIC_FIRST_SLOT
+from hyperlab.core.paths import inside
+from hyperlab.core.units import format_size
 from hyperlab.core.yamlsrc import Source
 
 
@@ -29,8 +33,27 @@ def _address_problem(ip: IPv4Address, cidr: IPv4Network) -> str | None:
     return None
 
 
+# 169.254.0.0/16 holds the host side's transit links; the others are not networks a guest can live on
+_NOT_FOR_GUESTS = [(IPv4Network("0.0.0.0/8"), "'this network' (0.0.0.0/8)"), (IPv4Network("127.0.0.0/8"), "loopback"),
+                   (IPv4Network("169.254.0.0/16"), "link-local (hyperlab's transit links use it)"),
+                   (IPv4Network("224.0.0.0/4"), "multicast"), (IPv4Network("240.0.0.0/4"), "reserved")]
+
+
+def _network_class_problem(cidr: IPv4Network) -> str | None:
+    if not 8 <= cidr.prefixlen <= 30:
+        return f"{cidr} has a /{cidr.prefixlen} prefix; a lab network is /8 to /30"
+    for reserved, what in _NOT_FOR_GUESTS:
+        if cidr.overlaps(reserved):
+            return f"{cidr} is {what}; use a private range such as 192.168.10.0/24"
+    return None
+
+
 def topology_problems(topo: Topology, src: Source) -> list[Problem]:
     problems: list[Problem] = []
+    if src.path.parent.name == "topologies" and topo.name != src.path.stem:
+        # labs find a topology by its file's name; its objects are named by `name`
+        problems.append(src.problem(("name",), f"name {topo.name!r} differs from the file {src.path.name}; "
+                                               f"a topology's name is its file's: write name: {src.path.stem}"))
     problems += _network_rules(topo, src)
     problems += _node_rules(topo, src)
     problems += _nic_rules(topo, src)
@@ -46,6 +69,11 @@ def _network_rules(topo: Topology, src: Source) -> list[Problem]:
             if net.cidr.overlaps(other_cidr):
                 problems.append(src.problem((*at, "cidr"), f"networks.{name}: {net.cidr} overlaps network {other!r} ({other_cidr}); give each network its own range"))
         seen[net.cidr] = name
+        if why := _network_class_problem(net.cidr):
+            problems.append(src.problem((*at, "cidr"), f"networks.{name}.cidr: {why}"))
+        for k, server in enumerate(net.dns):
+            if server.is_unspecified or server.is_multicast or server.is_reserved or server == IPv4Address("255.255.255.255"):
+                problems.append(src.problem((*at, "dns", k), f"networks.{name}.dns: {server} cannot answer DNS; give a server's address"))
         for field in ("host", "gateway"):
             ip = getattr(net, field)
             if ip is not None and (why := _address_problem(ip, net.cidr)):
@@ -80,8 +108,20 @@ def _node_rules(topo: Topology, src: Source) -> list[Problem]:
         elif node.nested and not spec.can_nest:
             hosts = _names(n for n, s in IMAGES.items() if s.can_nest)
             problems.append(src.problem((*at, "nested"), f"nodes.{name}: image {node.image!r} cannot host nested guests; use one of {hosts}"))
+        if not MIN_MEMORY <= node.memory <= MAX_MEMORY:
+            problems.append(src.problem((*at, "memory"), f"nodes.{name}.memory: {format_size(node.memory)} is outside "
+                                                         f"{format_size(MIN_MEMORY)}..{format_size(MAX_MEMORY)}"))
+        if len(node.disks) > MAX_DISKS:
+            problems.append(src.problem((*at, "disks"), f"nodes.{name}.disks: {len(node.disks)} disks; a node has at most "
+                                                        f"{MAX_DISKS} besides its system disk (vdb..vd{chr(ord('a') + MAX_DISKS)})"))
+        if len(node.nics) > MAX_NICS:
+            problems.append(src.problem((*at, "nics"), f"nodes.{name}.nics: {len(node.nics)} NICs; a node has at most {MAX_NICS} "
+                                                       f"(PCI slots {NIC_FIRST_SLOT}..{NIC_FIRST_SLOT + MAX_NICS - 1}, the rest are for disks)"))
         for i, disk in enumerate(node.disks):
             disk_at = (*at, "disks", i)
+            if disk.size is not None and not MIN_DISK <= disk.size <= MAX_DISK:
+                problems.append(src.problem((*disk_at, "size"), f"nodes.{name}.disks[{i}].size: {format_size(disk.size)} is outside "
+                                                                f"{format_size(MIN_DISK)}..{format_size(MAX_DISK)}"))
             if (disk.size is None) == (disk.image is None):
                 problems.append(src.problem(disk_at, f"nodes.{name}.disks[{i}]: give `size:` (an empty disk) or `image:` "
                                                      "(an overlay of a store image), exactly one"))
@@ -96,10 +136,14 @@ def _node_rules(topo: Topology, src: Source) -> list[Problem]:
             problems.append(src.problem((*at, "channel"), f"nodes.{name}: channel {node.channel} needs a NIC whose address the lab sets (ip with set_by: lab)"))
         folder = src.path.parent
         for i, script in enumerate(node.first_boot):
+            found = inside(folder, script)
             if Path(script).is_absolute():
                 # It would exist on this machine only; the lab must carry its scripts.
                 problems.append(src.problem((*at, "first_boot", i), f"nodes.{name}.first_boot: {script} must be a path relative to {src.path.name}"))
-            elif not (folder / script).is_file():
+            elif found is None:
+                problems.append(src.problem((*at, "first_boot", i), f"nodes.{name}.first_boot: {script} leaves {display_path(folder)} "
+                                            "(symlinks followed); keep the script beside the topology"))
+            elif not found.is_file():
                 problems.append(src.problem((*at, "first_boot", i), f"nodes.{name}.first_boot: {script} not found next to {src.path.name}"))
     return problems
 
@@ -134,8 +178,13 @@ def _nic_rules(topo: Topology, src: Source) -> list[Problem]:
 # ------------------------------------------------------------------------ lab
 
 
+# A variable becomes a shell variable in lab.env, which scripts source: a name is an identifier.
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 def lab_problems(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
     problems: list[Problem] = []
+    problems += _identity_rules(lab, src)
     problems += _action_rules(lab, src, topo)
     problems += _step_rules(lab, src, topo)
     problems += _switch_rules(lab, src, topo)
@@ -145,6 +194,21 @@ def lab_problems(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
 
 
 LESSON_LANGS = ("ko", "en")
+
+
+def _identity_rules(lab: Lab, src: Source) -> list[Problem]:
+    """A lab's id names every libvirt object it owns: labs/alpha/lab.yaml may not call itself
+    chapter-1 and so plan (and own, and remove) chapter-1's instances."""
+    problems = []
+    if src.path.name == "lab.yaml" and lab.id != src.path.parent.name:
+        problems.append(src.problem(("id",), f"id {lab.id!r} differs from the lab's folder {src.path.parent.name!r}; "
+                                             f"a lab's id is its folder's name: write id: {src.path.parent.name}"))
+    for name in lab.variables:
+        if not VARIABLE_NAME.fullmatch(name):
+            problems.append(src.problem(("variables", name), f"variables: {name!r} is not a variable name; use letters, digits "
+                                                             "and underscores, not starting with a digit (scripts read it from lab.env)",
+                                        key=True))
+    return problems
 
 
 def _lesson_rules(lab: Lab, src: Source) -> list[Problem]:
@@ -159,7 +223,10 @@ def _lesson_rules(lab: Lab, src: Source) -> list[Problem]:
     for path in sorted((src.path.parent / "lessons").glob("*.md")):
         name, _, lang = path.name.removesuffix(".md").rpartition(".")
         where = display_path(path)
-        if lang not in LESSON_LANGS or not name:
+        if inside(src.path.parent, f"lessons/{path.name}") is None:
+            problems.append(Problem(where, 1, 1, f"{path.name} is a link that leaves the lab folder; copy the lesson into lessons/"))
+            found[(name, lang)] = path  # said once: not also "has no version" for its other language
+        elif lang not in LESSON_LANGS or not name:
             problems.append(Problem(where, 1, 1, f"{path.name} is not a lesson name: name it STEP-ID.LANG.md (or intro.LANG.md), LANG being {' or '.join(LESSON_LANGS)}"))
         elif name not in names:
             problems.append(Problem(where, 1, 1, f"lesson for unknown step {name!r}; steps of {lab.id}: {_names(names - {'intro'})} "
@@ -177,15 +244,24 @@ def _file_problem(src: Source, loc: tuple[object, ...], where: str, script: str)
     path = src.path.parent / script
     if Path(script).is_absolute() or ".." in Path(script).parts:
         return [src.problem(loc, f"{where}: {script} must be a path inside the lab folder")]
+    if path.exists() and inside(src.path.parent, script) is None:
+        return [src.problem(loc, f"{where}: {script} is a link that leaves the lab folder; copy the script into the lab")]
     if not path.is_file():
         # Show the path it was looked for at: relative to the lab folder is the usual surprise.
         return [src.problem(loc, f"{where}: {script} not found (no file {display_path(path)})")]
     return []
 
 
+def _twice(nodes: list[str]) -> list[int]:
+    """Positions of nodes named again in one action (it would run twice at once on that node)."""
+    return [j for j, node in enumerate(nodes) if node in nodes[:j]]
+
+
 def _action_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
     problems = []
     for i, action in enumerate(lab.start):
+        for j in _twice(action.nodes):
+            problems.append(src.problem(("start", i, "nodes", j), f"start[{i}].nodes: {action.nodes[j]} is named twice; name each node once"))
         for j, node in enumerate(action.nodes):
             if node not in topo.nodes:
                 problems.append(src.problem(("start", i, "nodes", j), f"start[{i}].nodes: unknown node {node!r}; nodes of {topo.name}: {_names(topo.nodes)}"))
@@ -210,6 +286,9 @@ def _step_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
                 problems.append(src.problem(("steps", i, "nodes", j), f"steps[{i}] ({step.id}): unknown node or guest {node!r}; nodes and guests: {_names(names)}"))
         for k, action in enumerate(step.solution):
             where = f"steps[{i}].solution[{k}]"
+            for j in _twice(action.nodes):
+                problems.append(src.problem(("steps", i, "solution", k, "nodes", j), f"{where}.nodes: {action.nodes[j]} is named twice; "
+                                                                                     "name each node once"))
             for j, node in enumerate(action.nodes):
                 if node not in topo.nodes:
                     problems.append(src.problem(("steps", i, "solution", k, "nodes", j), f"{where}.nodes: unknown node {node!r}; nodes of {topo.name}: {_names(topo.nodes)}"))
@@ -220,25 +299,35 @@ def _step_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
 
 
 def _cycle_problems(lab: Lab, src: Source, index: dict[str, int]) -> list[Problem]:
-    """Depth-first search; report each cycle once, at the step where it closes."""
+    """Depth-first search without recursion (a lab may chain a thousand steps); each cycle is
+    reported once, at the `requires` entry that closes it."""
     state: dict[str, str] = {}
     problems = []
-
-    def visit(step_id: str, path: list[str]) -> None:
-        state[step_id] = "active"
-        for req in lab.steps[index[step_id]].requires:
-            if state.get(req) == "active":
-                cycle = path[path.index(req):] + [step_id, req] if req in path else [step_id, req]
+    for start in lab.steps:
+        if start.id in state:
+            continue
+        state[start.id] = "active"
+        path = [start.id]
+        todo = [iter(start.requires)]
+        while todo:
+            req = next(todo[-1], None)
+            step_id = path[-1]
+            if req is None:
+                state[step_id] = "done"
+                path.pop()
+                todo.pop()
+            elif state.get(req) == "active":
+                cycle = path[path.index(req):]
+                if len(cycle) > 8:  # a long chain: its ends say where to look
+                    cycle = [*cycle[:3], f"... {len(cycle) - 6} more ...", *cycle[-3:]]
                 i = index[step_id]
                 j = lab.steps[i].requires.index(req)
-                problems.append(src.problem(("steps", i, "requires", j), f"steps[{i}] ({step_id}): requires cycle {' -> '.join(dict.fromkeys(cycle[:-1])) } -> {req}; a step cannot depend on itself, even indirectly"))
+                problems.append(src.problem(("steps", i, "requires", j), f"steps[{i}] ({step_id}): requires cycle {' -> '.join(cycle)} -> {req}; "
+                                                                          "a step cannot depend on itself, even indirectly"))
             elif req not in state:
-                visit(req, path + [step_id])
-        state[step_id] = "done"
-
-    for step in lab.steps:
-        if step.id not in state:
-            visit(step.id, [])
+                state[req] = "active"
+                path.append(req)
+                todo.append(iter(lab.steps[index[req]].requires))
     return problems
 
 
@@ -264,6 +353,13 @@ def _switch_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
                 problems.append(src.problem((*at, "cidr"), f"switches.{name}: an external switch takes its uplink's addresses; remove `cidr:`"))
         elif switch.uplink is not None:
             problems.append(src.problem((*at, "uplink"), f"switches.{name}: only external switches have an uplink"))
+        for other_name, other in list(lab.switches.items())[: list(lab.switches).index(name)]:
+            shared = set(switch.hosts) & set(other.hosts)
+            if switch.cidr is not None and other.cidr is not None and shared and switch.cidr.overlaps(other.cidr):
+                problems.append(src.problem((*at, "cidr"), f"switches.{name}: {switch.cidr} overlaps switch {other_name!r} "
+                                                           f"({other.cidr}) on {_names(shared)}; give each switch its own range"))
+        if switch.cidr is not None and (why := _network_class_problem(switch.cidr)):
+            problems.append(src.problem((*at, "cidr"), f"switches.{name}.cidr: {why}"))
     return problems
 
 
@@ -272,6 +368,23 @@ def _switch_cidr(lab: Lab, topo: Topology, name: str) -> IPv4Network | None:
     if switch.kind == "external" and switch.uplink in topo.networks:
         return topo.networks[switch.uplink].cidr
     return switch.cidr
+
+
+_VHD_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.vhdx?")
+
+
+def _guest_image_problem(image: str, host_image: str) -> str | None:
+    """A Linux host's guests boot a store image (delivered by `lab up`); a Windows host's are a
+    VHD(X) file on its data disk, named without a folder."""
+    host = IMAGES.get(host_image)
+    if host is None:
+        return None  # the host's own image is reported in the topology
+    if host.os == "linux":
+        bootable = sorted(n for n, s in SYSTEM_IMAGES.items() if s.os == "linux")
+        return None if image in bootable else f"unknown image {image!r} for a guest of a Linux host; images: {', '.join(bootable)}"
+    if not _VHD_FILE.fullmatch(image):
+        return f"{image!r} is not a VHD or VHDX file name (such as win2003.vhdx, no folder) on the host's data disk"
+    return None
 
 
 def _guest_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
@@ -284,6 +397,9 @@ def _guest_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
                 for node_nic in node.nics:
                     if node_nic.network == ext.uplink and node_nic.ip is not None:
                         used[(switch_name, node_nic.ip)] = f"topology node {node_name}"
+            uplink = topo.networks.get(ext.uplink)
+            if uplink is not None and uplink.host is not None:
+                used[(switch_name, uplink.host)] = f"the host side of network {ext.uplink!r}"
     # Guests are computers too: their names must differ from every other name ignoring case.
     taken = {node.lower(): ("topology node", node) for node in topo.nodes}
     for name, guest in lab.guests.items():
@@ -294,6 +410,8 @@ def _guest_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
             problems.append(src.problem(at, f"guests.{name}: {same} {what} {other!r}; rename the guest", key=True))
         taken.setdefault(name.lower(), ("guest", name))
         host = topo.nodes.get(guest.host)
+        if host is not None and guest.image is not None and (why := _guest_image_problem(guest.image, host.image)):
+            problems.append(src.problem((*at, "image"), f"guests.{name}.image: {why}"))
         if host is None:
             problems.append(src.problem((*at, "host"), f"guests.{name}.host: unknown node {guest.host!r}; nodes: {_names(topo.nodes)}"))
         elif not host.nested:
@@ -326,4 +444,7 @@ def _guest_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
             used.setdefault(key, here)
             if nic.gateway is not None and nic.gateway not in IPv4Interface(nic.ip).network:
                 problems.append(src.problem((*loc, "gateway"), f"{here}.gateway: {nic.gateway} is outside {nic.ip.network}"))
+            elif nic.gateway is not None and nic.gateway == nic.ip.ip:
+                problems.append(src.problem((*loc, "gateway"), f"{here}.gateway: {nic.gateway} is the guest's own address; "
+                                                               "a gateway is another computer"))
     return problems

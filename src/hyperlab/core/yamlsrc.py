@@ -8,13 +8,15 @@ PyYAML would silently keep the last duplicate and expand aliases without limit.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hyperlab.core.errors import LabError, Problem, display_path
+from hyperlab.core.errors import LabError, Problem, display_path, printable
+from hyperlab.core.limits import MAX_FILE_BYTES
 
 Pos = tuple[int, int]  # 1-based line, column
 MAX_VALUES = 100_000  # far beyond any real lab; stops "billion laughs" alias expansion
@@ -78,11 +80,27 @@ class Source:
 
 def one_line(message: str) -> str:
     """Escape control characters: messages quote user keys, and a key may hold a line break."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return printable(message)
+
+
+# PyYAML also breaks lines at NEL and the Unicode line and paragraph separators; editors do not,
+# so its line numbers would point elsewhere. Only "\n" ends a line the user sees.
+_ODD_BREAKS = ("\x85", "\u2028", "\u2029")
+_starts: list[Any] = [None, None]  # [buffer, its line starts]: one file is read at a time
 
 
 def _pos(mark: yaml.Mark) -> Pos:
-    return mark.line + 1, mark.column + 1
+    buffer = getattr(mark, "buffer", None)
+    if not isinstance(buffer, str):
+        return mark.line + 1, mark.column + 1
+    if _starts[0] is not buffer:
+        odd = any(c in buffer for c in _ODD_BREAKS)
+        _starts[:] = [buffer, [0, *(i + 1 for i, c in enumerate(buffer) if c == "\n")] if odd else None]
+    starts = _starts[1]
+    if starts is None:
+        return mark.line + 1, mark.column + 1
+    line = bisect.bisect_right(starts, mark.index)
+    return line, mark.index - starts[line - 1] + 1
 
 
 def kind(value: Any) -> str:
@@ -130,7 +148,7 @@ def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> tuple[yaml.Mark | N
         # The opener was never closed; the parser only notices at a later line or at the end.
         opener = text[ctx.index] if ctx.index < len(text) else "?"
         closer = {"[": "]", "{": "}"}.get(opener, opener)
-        where = "never closed" if "end of stream" in problem or "<stream end>" in problem else f"not closed before line {mark.line + 1}"
+        where = "never closed" if "end of stream" in problem or "<stream end>" in problem else f"not closed before line {_pos(mark)[0]}"
         return ctx, f"YAML syntax error: this {opener} is {where}; add the matching {closer}"
     if "'\\t'" in problem:  # PyYAML shows the character as repr: '\t'
         return mark, "YAML syntax error: a tab character; YAML indents with spaces only"
@@ -229,6 +247,10 @@ def read_yaml(path: Path) -> Source:
     """Read a YAML file whose top level is a mapping; every failure is a `LabError`."""
     name = display_path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise LabError([Problem(name, 1, 1, f"the file is {size / (1 << 20):.1f} MiB; a lab or topology file is at most "
+                                                f"{MAX_FILE_BYTES >> 20} MiB (is it the right file?)")])
         raw = path.read_bytes()
     except FileNotFoundError:
         raise LabError([Problem(name, 1, 1, "file not found")]) from None

@@ -1,0 +1,93 @@
+"""Hostile labs in a throw-away checkout: a lab that claims another lab's id, a topology that
+claims another name than its file's, a lesson that is a link out of the lab. Each is one line,
+exit 2, and nothing is planned."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.unit.clihelp import run_lab
+
+TOPOLOGY = """name: tiny
+networks: {lan: {cidr: 10.9.0.0/24}}
+nodes: {N1: {image: debian-12, nics: [{network: lan, ip: 10.9.0.10}]}}
+"""
+LAB = """id: alpha
+title: {ko: 가, en: A}
+topology: tiny
+steps:
+  - {id: one, title: {ko: 하나, en: One}, points: 1}
+"""
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "topologies").mkdir()
+    (tmp_path / "topologies" / "tiny.yaml").write_text(TOPOLOGY)
+    (tmp_path / "labs" / "alpha").mkdir(parents=True)
+    (tmp_path / "labs" / "alpha" / "lab.yaml").write_text(LAB)
+    monkeypatch.chdir(tmp_path)
+    assert run_lab("validate", "alpha").exit_code == 0
+    return tmp_path
+
+
+def refused(*args: str) -> str:
+    result = run_lab(*args)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr.strip()
+
+
+def test_a_lab_cannot_claim_another_labs_id(checkout: Path) -> None:
+    lab = checkout / "labs" / "alpha" / "lab.yaml"
+    lab.write_text(LAB.replace("id: alpha", "id: chapter-1"))
+    for command in ("validate", "plan"):
+        assert refused(command, "alpha") == ("labs/alpha/lab.yaml:1:5: id 'chapter-1' differs from the lab's folder 'alpha'; "
+                                             "a lab's id is its folder's name: write id: alpha")
+
+
+def test_a_topology_cannot_claim_another_name_than_its_files(checkout: Path) -> None:
+    (checkout / "topologies" / "tiny.yaml").write_text(TOPOLOGY.replace("name: tiny", "name: kosa-linux"))
+    assert refused("validate", "topologies/tiny.yaml") == (
+        "topologies/tiny.yaml:1:7: name 'kosa-linux' differs from the file tiny.yaml; a topology's name is its file's: "
+        "write name: tiny")
+    assert "differs from the file tiny.yaml" in refused("plan", "alpha")
+
+
+def test_a_lesson_that_links_out_of_the_lab_is_refused(checkout: Path) -> None:
+    lessons = checkout / "labs" / "alpha" / "lessons"
+    lessons.mkdir()
+    os.symlink("/etc/passwd", lessons / "one.ko.md")
+    (lessons / "one.en.md").write_text("# One\n")
+    assert refused("validate", "alpha").endswith("one.ko.md:1:1: one.ko.md is a link that leaves the lab folder; "
+                                                 "copy the lesson into lessons/")
+
+
+def test_a_start_script_inside_the_lab_through_a_link_is_fine(checkout: Path) -> None:
+    """The rule is where the link leads, not that it is one."""
+    folder = checkout / "labs" / "alpha"
+    (folder / "scripts").mkdir()
+    (folder / "scripts" / "real.sh").write_text("true\n")
+    (folder / "start").mkdir()
+    os.symlink("../scripts/real.sh", folder / "start" / "s.sh")
+    (folder / "lab.yaml").write_text(LAB + "start:\n  - {nodes: [N1], run: start/s.sh}\n")
+    assert run_lab("validate", "alpha").exit_code == 0
+
+
+def test_a_topology_that_links_out_of_topologies_is_refused(checkout: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "tiny.yaml"
+    elsewhere.write_text(TOPOLOGY)
+    (checkout / "topologies" / "tiny.yaml").unlink()
+    os.symlink(elsewhere, checkout / "topologies" / "tiny.yaml")
+    assert refused("validate", "alpha") == ("labs/alpha/lab.yaml:3:11: topologies/tiny.yaml is a link that leaves "
+                                            "topologies; copy the topology there")
+
+
+def test_a_file_far_larger_than_any_lab_is_refused_at_once(checkout: Path) -> None:
+    big = checkout / "labs" / "alpha" / "lab.yaml"
+    big.write_text(LAB + "".join(f"# {'x' * 98}\n" for _ in range(20_000)))  # 2 MB of comments
+    assert refused("validate", "alpha") == ("labs/alpha/lab.yaml:1:1: the file is 1.9 MiB; a lab or topology file is "
+                                            "at most 1 MiB (is it the right file?)")
