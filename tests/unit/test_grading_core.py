@@ -144,6 +144,14 @@ def test_roster_reads_defaults_comments_and_a_bom(tmp_path: Path) -> None:
     ("student,instance,channel\nkim,kim,telnet\n", "2:1: channel 'telnet'"),
     ("student,instance\nkim,kim\nlee,kim\n", "3:1: instance kim is already graded for line 2"),
     ("student,instance\n", "1:1: the roster names no students"),
+    ("student,instance\nkim\0,kim\n", "2:4: a control character (\\x00) in the roster; remove it"),
+    ('student,instance\n"kim\nlee",lee\n', "2:1: not a CSV line (unexpected end of data); a quoted cell must end on its line"),
+    ("student;instance\nkim;kim\n", "1:1: the columns are separated by ';'; save the roster as CSV"),
+    ("student\tinstance\nkim\tkim\n", "1:1: the columns are separated by '\\t'"),
+    ("student,instance\n" + "k" * 300 + ",kim\n", "2:1: cell 1 has 300 characters; a roster cell has at most 200"),
+    ("student,instance\n" + "k" * 200_000 + ",kim\n", "2:1: the line has 200004 characters; a roster line has at most 1000"),
+    ("student,instance,uri\nkim,kim,qemu+ssh://-oProxyCommand=id/system\n", "2:1: uri of kim: 'qemu+ssh://-oProxyCommand=id/system' is not a libvirt URI"),
+    ("student,instance,uri\nkim,kim,qemu+ssh://h/system?command=/bin/sh\n", "2:1: uri of kim: 'qemu+ssh://h/system?command=/bin/sh': the URI parameter 'command' is not allowed"),
 ])
 def test_roster_mistakes_name_the_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "r.csv"
@@ -151,6 +159,25 @@ def test_roster_mistakes_name_the_line(tmp_path: Path, text: str, message: str) 
     with pytest.raises(LabError) as info:
         read_roster(path)
     assert message in str(info.value)
+
+
+def test_a_roster_byte_that_is_not_utf8_is_reported_on_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes("student,instance\nkim,kim\n\u00e9lee,lee\n".encode("latin-1"))
+    with pytest.raises(LabError) as info:
+        read_roster(path)
+    assert str(info.value).endswith("r.csv:3:1: byte 0xe9 is not UTF-8; save the roster as CSV UTF-8")
+
+
+def test_a_bad_roster_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.clihelp import run_lab
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    roster = tmp_path / "r.csv"
+    roster.write_text('student,instance\n"kim\nlee",lee\n')
+    result = run_lab("grade", "tests/data/labs/solo/lab.yaml", "--roster", str(roster), "--out", str(tmp_path / "grades"))
+    assert result.exit_code == 2 and "a quoted cell must end on its line" in result.stderr
+    assert not (tmp_path / "grades").exists()
 
 
 # ------------------------------------------------------------------------- gradebook

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from enum import IntEnum
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from hyperlab.core.errors import LabError, UsageError
+from hyperlab.core.errors import LabError, UsageError, printable
 from hyperlab.core.load import LoadedLab, load_lab
 from hyperlab.core.model import check_id
 from hyperlab.core.plan import PlanNode
@@ -65,6 +67,25 @@ def exit_with(code: ExitCode) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+def output_file(path: Path, option: str) -> Path:
+    """A file the command will write: its folder must exist, and it must not be a folder itself.
+    Checked before anything runs, so that a wrong path is one line, not a traceback at the end."""
+    if path.is_dir():
+        raise UsageError(f"{option} {printable(str(path))}: is a folder; give a file name inside it")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {printable(str(path))}: the folder {printable(str(path.parent))} does not exist; "
+                         "create it first")
+    return path
+
+
+def output_folder(path: Path, option: str) -> Path:
+    """A folder the command will fill (made if missing): it must not be a file."""
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise UsageError(f"{option} {printable(str(path))}: {printable(str(part))} is a file, not a folder")
+    return path
+
+
 def reports_mistakes(func: F) -> F:
     """Turn user mistakes into one line each and exit code 2; never a traceback."""
 
@@ -77,7 +98,7 @@ def reports_mistakes(func: F) -> F:
                 err.print(str(problem), markup=False)
             raise exit_with(ExitCode.USAGE) from None
         except UsageError as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {printable(str(exc))}", markup=False)
             raise exit_with(ExitCode.USAGE) from None
 
     return wrapper  # type: ignore[return-value]
@@ -96,7 +117,7 @@ def host_errors(func: F) -> F:
                 err.print(f"refused: {line}", markup=False)
             raise exit_with(ExitCode.USAGE) from None
         except AccelUnavailable as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {printable(str(exc))}", markup=False)
             raise exit_with(ExitCode.USAGE) from None
         except (HostProblem, GoldenImageProblem, ImageError, HostNetError, NotReady, StartStateFailed, ChannelError) as exc:
             err.print(f"error: {exc}", markup=False)
@@ -138,7 +159,7 @@ class Session:
             raise UsageError(f"unknown node {name!r}; nodes of {self.plan.lab}: {names}") from None
 
     def progress(self, node: str, phase: str) -> None:
-        err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/] [bold]{node}[/]: {phase}")
+        err.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/] [bold]{node}[/]: {escape(printable(phase))}")
 
     def changing(self, command: str) -> AbstractContextManager[None]:
         """The instance's lock, held while `command` changes it (refused if another command holds it)."""

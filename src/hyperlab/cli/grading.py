@@ -17,9 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperlab.cli.app import (ExitCode, InstanceOpt, LabArg, Session, app, check_instance, err, exit_with, host_errors,
-                              out, reports_mistakes)
+                              out, output_file, output_folder, reports_mistakes)
 from hyperlab.core.errors import LabError, UsageError
 from hyperlab.core.load import load_lab
+from hyperlab.core.model import check_uri
 from hyperlab.core.steps import unknown_step
 from hyperlab.grading import evidence
 from hyperlab.grading.document import RunDocument
@@ -77,6 +78,13 @@ def check(lab: LabArg, instance: InstanceOpt = "default", step: StepOpt = None,
     """Check your work: each step PASS, FAIL (with what was observed and a hint), BLOCKED or ERROR.
     Exit 0 only when every step passes."""
     name = check_instance(instance)
+    try:
+        check_uri(uri)
+    except ValueError as exc:
+        raise UsageError(f"--uri: {exc}") from None
+    if evidence_file is not None:
+        output_file(evidence_file, "--evidence")
+    _usable_key(key)
     if channel is not None and channel not in CHANNELS:
         raise UsageError(f"--channel must be {', '.join(CHANNELS[:-1])} or {CHANNELS[-1]}, not {channel!r}")
     if language not in ("ko", "en"):
@@ -115,12 +123,25 @@ def grade(lab: Annotated[str | None, typer.Argument(help="Lab id or lab.yaml pat
         return
     if lab is None or roster is None:
         raise UsageError("give the lab and its roster: lab grade LAB --roster roster.csv (or --verify FILE)")
+    output_folder(out_dir, "--out")
+    _usable_key(key)
     loaded = load_lab(lab)
-    entries = read_roster(roster)
+    entries = read_roster(roster)  # the roster is known good before the --out folder is made
     documents = grade_class(loaded, entries, out_dir, jobs=jobs, key=str(key) if key else None,
                             progress=lambda line: err.print(line, markup=False))
     out.print(f"gradebook for {len(documents)} student(s): {out_dir / 'grades.csv'}, {out_dir / 'junit.xml'}, "
               f"{out_dir / 'report.html'}; signed evidence in {out_dir / 'evidence'}/", markup=False)
+
+
+def _usable_key(key: Path | None) -> None:
+    """A signing key that is there must be a key: said before any check runs, not by the checker
+    run at its end (where it would be a traceback, and no JSON under --json)."""
+    path = evidence.key_path(key)
+    if path.exists() or path.is_symlink():
+        try:
+            evidence.load_key(path, create=False)
+        except evidence.EvidenceError as exc:
+            raise UsageError(f"--key: {exc}") from None
 
 
 def _verify(path: Path, key: Path | None) -> None:

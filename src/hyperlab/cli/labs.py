@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from hyperlab.cli.app import InstanceOpt, JsonOpt, app, check_instance, err, out, reports_mistakes
-from hyperlab.core.errors import LabError, UsageError, display_path
+from hyperlab.cli.app import InstanceOpt, JsonOpt, app, check_instance, err, out, output_file, output_folder, reports_mistakes
+from hyperlab.core.errors import LabError, UsageError, display_path, printable
 from hyperlab.core.load import LoadedLab, find_root, lab_ids, load_any, load_lab
 from hyperlab.core.plan import HostFacts, Plan
 from hyperlab.core.plan import plan as make_plan
@@ -38,8 +39,9 @@ def list_labs(as_json: JsonOpt = False) -> None:
     for column in table.columns:
         column.overflow = "fold"
     for row in rows:
-        table.add_row(row["id"], f"{row['title']['en']}\n{row['title']['ko']}", row["topology"],
-                      str(row["nodes"]), str(row["steps"]), str(row["points"]))
+        # Text, not markup: a title is the author's free text, `[brackets]` included
+        table.add_row(Text(row["id"]), Text(printable(row["title"]["en"]) + "\n" + printable(row["title"]["ko"])),
+                      Text(row["topology"]), str(row["nodes"]), str(row["steps"]), str(row["points"]))
     out.print(table)
 
 
@@ -77,6 +79,8 @@ def plan(
     """Show everything `lab up` would create: networks, host side, volumes, domains."""
     if accel not in ("kvm", "tcg"):
         raise UsageError(f"--accel must be kvm or tcg, not {accel!r}")
+    if xml is not None:
+        output_folder(xml, "--xml")
     the_plan = make_plan(load_lab(lab), check_instance(instance), HostFacts(accel=accel))  # type: ignore[arg-type]
     if xml is not None:
         xml.mkdir(parents=True, exist_ok=True)
@@ -134,7 +138,7 @@ def schema(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the schema files (default: schema/ in the checkout).")] = None,
 ) -> None:
     """Write the JSON Schemas of topology and lab files (for editors and docs)."""
-    target = out_dir or find_root() / "schema"
+    target = output_folder(out_dir, "--out") if out_dir else find_root() / "schema"
     target.mkdir(parents=True, exist_ok=True)
     for name, model in SCHEMAS.items():
         path = target / f"{name}.schema.json"
@@ -149,9 +153,11 @@ def diagram(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="SVG file to write (default: stdout).")] = None,
 ) -> None:
     """Draw the lab's topology (nodes, networks, addresses, nested guests) as SVG."""
+    if output is not None:
+        output_file(output, "--output")
     svg = diagram_svg(load_lab(lab))
     if output is None:
         sys.stdout.write(svg)
     else:
         output.write_text(svg)
-        err.print(f"wrote {output}", markup=False)
+        err.print(f"wrote {printable(str(output))}", markup=False)

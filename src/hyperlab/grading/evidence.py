@@ -24,6 +24,7 @@ from hyperlab.host.files import write_atomic
 DEFAULT_KEY = Path("/var/lib/hyperlab/grading.key")
 KEY_ENV = "HYPERLAB_GRADING_KEY"
 ALGORITHM = "HMAC-SHA256"
+MAX_EVIDENCE_BYTES = 16 << 20  # a class run of 30 steps with its evidence is ~100 KiB
 
 
 class EvidenceError(Exception):
@@ -49,6 +50,8 @@ def load_key(path: Path, *, create: bool) -> bytes:
         write_atomic(path, key.hex() + "\n", mode=0o600)
     except ValueError:
         raise EvidenceError(f"{path} is not a grading key (64 hex digits expected)") from None
+    except OSError as exc:
+        raise EvidenceError(f"{path}: cannot read the grading key ({exc.strerror or exc})") from None
     if len(key) < 16:
         raise EvidenceError(f"{path}: a grading key needs at least 16 bytes")
     return key
@@ -136,11 +139,17 @@ def verify(data: dict[str, Any], key: bytes,
 def read(path: Path) -> dict[str, Any]:
     """An evidence file as JSON, not yet believed: `verify` or `believe` it."""
     try:
+        if path.stat().st_size > MAX_EVIDENCE_BYTES:
+            raise EvidenceError(f"{path}: {path.stat().st_size >> 20} MiB is not an evidence file (they are a few KiB)")
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise EvidenceError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise EvidenceError(f"{path}: is a folder; give the evidence file inside it") from None
+    except RecursionError:
+        raise EvidenceError(f"{path}: not an evidence file (nested too deeply)") from None
     except (OSError, ValueError) as exc:
-        raise EvidenceError(f"{path}: not an evidence file ({exc})") from None
+        raise EvidenceError(f"{path}: not an evidence file ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(data, dict) or "lab" not in data or "steps" not in data:
         raise EvidenceError(f"{path}: not an evidence file (no lab and steps)")
     return data

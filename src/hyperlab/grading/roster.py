@@ -14,10 +14,10 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperlab.core.errors import LabError, Problem, display_path
+from hyperlab.core.errors import LabError, Problem, display_path, printable
 from hyperlab.guest.base import CHANNELS
 from hyperlab.host.conn import DEFAULT_URI
-from hyperlab.core.model import check_id
+from hyperlab.core.model import check_id, check_uri
 
 COLUMNS = ("student", "instance", "uri", "channel")
 
@@ -36,19 +36,66 @@ class Entry:
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in self.student) or "student"
 
 
-def read_roster(path: Path) -> list[Entry]:
-    where = display_path(path)
+MAX_ROSTER_BYTES = 1 << 20  # 30 students take 2 KiB
+MAX_CELL = 200  # a name or a URI, never a paragraph
+MAX_LINE = 1000
+
+
+def _text(path: Path, where: str) -> str:
+    """The roster's text; a byte that is not UTF-8 is reported at the line a person sees it on."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # spreadsheets save a BOM
+        if path.stat().st_size > MAX_ROSTER_BYTES:
+            raise LabError([Problem(where, 1, 1, f"the roster is {path.stat().st_size >> 10} KiB; a roster is at most "
+                                                 f"{MAX_ROSTER_BYTES >> 20} MiB (is it the right file?)")])
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise LabError([Problem(where, 1, 1, "roster not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabError([Problem(where, 1, 1, f"cannot read the roster: {exc}")]) from None
+    except IsADirectoryError:
+        raise LabError([Problem(where, 1, 1, "is a folder, not a roster file")]) from None
+    except OSError as exc:
+        raise LabError([Problem(where, 1, 1, f"cannot read the roster: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")  # spreadsheets save a BOM
+    except UnicodeDecodeError as exc:
+        at_line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LabError([Problem(where, at_line, column, f"byte {raw[exc.start]:#04x} is not UTF-8; save the roster as "
+                                                     "CSV UTF-8")]) from None
+    for number, line in enumerate(text.split("\n"), 1):
+        bad = next((i for i, c in enumerate(line) if c == "\0" or (not c.isprintable() and c not in "\t\r")), None)
+        if bad is not None:
+            raise LabError([Problem(where, number, bad + 1, f"a control character ({printable(line[bad])}) in the roster; "
+                                                            "remove it")])
+    return text
+
+
+def _cells(raw: str, where: str, number: int) -> list[str]:
+    """One line's cells. A cell may not span lines: a quote left open would make one record two."""
+    if len(raw) > MAX_LINE:
+        raise LabError([Problem(where, number, 1, f"the line has {len(raw)} characters; a roster line has at most {MAX_LINE}")])
+    try:
+        cells = next(csv.reader([raw], strict=True))
+    except csv.Error as exc:
+        raise LabError([Problem(where, number, 1, f"not a CSV line ({exc}); a quoted cell must end on its line")]) from None
+    for i, cell in enumerate(cells):
+        if len(cell) > MAX_CELL:
+            raise LabError([Problem(where, number, 1, f"cell {i + 1} has {len(cell)} characters; a roster cell has at most "
+                                                      f"{MAX_CELL}")])
+    return [c.strip() for c in cells]
+
+
+def read_roster(path: Path) -> list[Entry]:
+    where = display_path(path)
+    text = _text(path, where)
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise LabError([Problem(where, 1, 1, "empty roster; the first line names the columns: student,instance,uri,channel")])
     header_line, header_text = lines[0]
-    header = [h.strip().lower() for h in next(csv.reader([header_text]))]
+    header = [h.lower() for h in _cells(header_text, where, header_line)]
+    if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+        sep = next(s for s in ";\t|" if s in header[0])
+        raise LabError([Problem(where, header_line, 1, f"the columns are separated by {sep!r}; save the roster as CSV "
+                                                       "(comma-separated): student,instance,uri,channel")])
     problems = []
     for column in ("student", "instance"):
         if column not in header:
@@ -61,7 +108,11 @@ def read_roster(path: Path) -> list[Entry]:
     entries: list[Entry] = []
     seen: dict[str, int] = {}
     for number, raw in lines[1:]:
-        cells = [c.strip() for c in next(csv.reader([raw]))]
+        try:
+            cells = _cells(raw, where, number)
+        except LabError as exc:
+            problems += exc.problems
+            continue
         if len(cells) > len(header):
             problems.append(Problem(where, number, 1, f"{len(cells)} cells, but the header names {len(header)} columns"))
             continue
@@ -78,12 +129,17 @@ def read_roster(path: Path) -> list[Entry]:
         if channel is not None and channel not in CHANNELS:
             problems.append(Problem(where, number, 1, f"channel {channel!r}: use one of {', '.join(CHANNELS)} or leave it empty"))
             continue
-        key = f"{row.get('uri') or DEFAULT_URI} {instance}"
+        try:
+            uri = check_uri(row.get("uri") or DEFAULT_URI)
+        except ValueError as exc:
+            problems.append(Problem(where, number, 1, f"uri of {row['student']}: {exc}"))
+            continue
+        key = f"{uri} {instance}"
         if key in seen:
             problems.append(Problem(where, number, 1, f"instance {instance} is already graded for line {seen[key]}"))
             continue
         seen[key] = number
-        entries.append(Entry(row["student"], instance, row.get("uri") or DEFAULT_URI, channel, number))
+        entries.append(Entry(row["student"], instance, uri, channel, number))
     if problems:
         raise LabError(problems)
     if not entries:

@@ -21,7 +21,7 @@ import pytest
 
 from hyperlab.core.errors import LabError
 from hyperlab.core.load import LoadedLab, load_lab
-from hyperlab.core.model import Step, check_id
+from hyperlab.core.model import Step, check_id, check_uri
 from hyperlab.core.steps import closure, order, unknown_step
 from hyperlab.grading.discovery import checker_lab
 from hyperlab.grading.document import RunDocument, now_utc
@@ -103,6 +103,11 @@ class Grading:
                 check_id(self.explicit)
             except ValueError as exc:
                 raise pytest.UsageError(f"--instance: {exc}") from None
+        try:
+            if self.uri is not None:  # None only where a page of the docs reads the plugin's markers
+                check_uri(self.uri)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--uri: {exc}") from None
 
     # ------------------------------------------------------------------ collection
 

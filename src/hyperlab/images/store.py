@@ -77,7 +77,7 @@ class ImageToolError(ImageError):
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
         raise InvalidImageName(
             f"invalid image name {name!r}: use lower-case letters, digits, '.', '_' and '-' "
             "(starting with a letter or digit, at most 63 characters)"
@@ -260,7 +260,7 @@ class ImageStore:
         found = []
         for p in self.root.glob("*.qcow2"):
             stem = p.name[: -len(".qcow2")]
-            if _NAME_RE.match(stem):
+            if _NAME_RE.fullmatch(stem):
                 found.append(stem)
         return sorted(found)
 
