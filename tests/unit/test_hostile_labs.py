@@ -91,3 +91,36 @@ def test_a_file_far_larger_than_any_lab_is_refused_at_once(checkout: Path) -> No
     big.write_text(LAB + "".join(f"# {'x' * 98}\n" for _ in range(20_000)))  # 2 MB of comments
     assert refused("validate", "alpha") == ("labs/alpha/lab.yaml:1:1: the file is 1.9 MiB; a lab or topology file is "
                                             "at most 1 MiB (is it the right file?)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plan", "alpha", "--xml", "afile"], "error: --xml afile: afile is a file, not a folder"),
+    (["diagram", "alpha", "-o", "nodir/x.svg"], "error: --output nodir/x.svg: the folder nodir does not exist; create it first"),
+    (["diagram", "alpha", "-o", "adir"], "error: --output adir: is a folder; give a file name inside it"),
+    (["schema", "--out", "afile"], "error: --out afile: afile is a file, not a folder"),
+    (["check", "alpha", "--evidence", "adir"], "error: --evidence adir: is a folder; give a file name inside it"),
+    (["check", "alpha", "--uri", "qemu+ssh://-oProxyCommand=id/system"],
+     "error: --uri: 'qemu+ssh://-oProxyCommand=id/system' is not a libvirt URI such as qemu:///system or qemu+ssh://root@lab-02/system"),
+    (["check", "alpha", "--key", "garbage.key"], "error: --key: garbage.key is not a grading key (64 hex digits expected)"),
+    (["grade", "--verify", "adir"], "error: adir: is a folder; give the evidence file inside it"),
+    (["grade", "alpha", "--roster", "roster.csv", "--out", "afile"], "error: --out afile: afile is a file, not a folder"),
+])
+def test_output_paths_and_keys_are_checked_before_anything_runs(checkout: Path, args: list[str], message: str) -> None:
+    (checkout / "afile").write_text("")
+    (checkout / "adir").mkdir()
+    (checkout / "garbage.key").write_bytes(b"\xff\xfe not hex")
+    (checkout / "roster.csv").write_text("student,instance\nkim,kim\n")
+    assert refused(*args) == message
+    assert sorted(p.name for p in checkout.iterdir()) == ["adir", "afile", "garbage.key", "labs", "roster.csv", "topologies"]
+
+
+def test_a_title_with_markup_is_printed_as_written(checkout: Path) -> None:
+    lab = checkout / "labs" / "alpha" / "lab.yaml"
+    lab.write_text(LAB.replace("title: {ko: 가, en: A}", 'title: {ko: "[bold red]가[/]", en: "[link]A"}'))
+    result = run_lab("list")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "[link]A" in result.stdout and "[bold red]가[/]" in result.stdout
+
+
+def test_a_file_name_with_control_characters_is_printed_escaped(checkout: Path) -> None:
+    assert refused("validate", "x\x1b[31mred\n.yaml").startswith("error: no lab 'x\\x1b[31mred\\n.yaml'")

@@ -107,6 +107,7 @@ def read_roster(path: Path) -> list[Entry]:
         raise LabError(problems)
     entries: list[Entry] = []
     seen: dict[str, int] = {}
+    files: dict[str, int] = {}  # lower case: a file system may ignore case
     for number, raw in lines[1:]:
         try:
             cells = _cells(raw, where, number)
@@ -139,7 +140,13 @@ def read_roster(path: Path) -> list[Entry]:
             problems.append(Problem(where, number, 1, f"instance {instance} is already graded for line {seen[key]}"))
             continue
         seen[key] = number
-        entries.append(Entry(row["student"], instance, uri, channel, number))
+        entry = Entry(row["student"], instance, uri, channel, number)
+        if entry.slug.lower() in files:  # evidence/<slug>.json: one student's file would replace another's
+            problems.append(Problem(where, number, 1, f"{row['student']!r} and the student of line {files[entry.slug.lower()]} "
+                                                      f"get the same file name ({entry.slug}.json); make their names differ"))
+            continue
+        files[entry.slug.lower()] = number
+        entries.append(entry)
     if problems:
         raise LabError(problems)
     if not entries:
