@@ -130,11 +130,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _readable(value: str) -> str:
+    """Course text is printed to terminals and pages: a YAML escape such as "\\e[31m" may not
+    smuggle a control character into it (line breaks and tabs are text)."""
+    bad = next((c for c in value if not c.isprintable() and c not in "\n\t"), None)
+    if bad is not None:
+        raise ValueError(f"the control character {bad!r} is not course text; remove it")
+    return value
+
+
+Readable = Annotated[str, AfterValidator(_readable)]
+
+
 class Text(Strict):
     """Course text in both languages; Korean is the course's first language."""
 
-    ko: str = Field(min_length=1)
-    en: str = Field(min_length=1)
+    ko: Readable = Field(min_length=1)
+    en: Readable = Field(min_length=1)
 
 
 # ---------------------------------------------------------------- topology

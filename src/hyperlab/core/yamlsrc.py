@@ -115,8 +115,8 @@ def kind(value: Any) -> str:
         return "a list"
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the text {value!r}"
+    if isinstance(value, str):  # a message quotes a value, never a whole file
+        return f"the text {value!r}" if len(value) <= 60 else f"the text {value[:57]!r}..."
     return f"a {type(value).__name__} ({value})"  # dates and the like
 
 
