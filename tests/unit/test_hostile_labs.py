@@ -124,3 +124,14 @@ def test_a_title_with_markup_is_printed_as_written(checkout: Path) -> None:
 
 def test_a_file_name_with_control_characters_is_printed_escaped(checkout: Path) -> None:
     assert refused("validate", "x\x1b[31mred\n.yaml").startswith("error: no lab 'x\\x1b[31mred\\n.yaml'")
+
+
+def test_only_a_lab_yaml_touches_instances(checkout: Path) -> None:
+    """A draft of any other name may claim any id; it is validated and planned, never deployed."""
+    draft = checkout / "labs" / "alpha" / "draft.yaml"
+    draft.write_text(LAB.replace("id: alpha", "id: chapter-1"))
+    assert run_lab("validate", str(draft)).exit_code == 0
+    for command in (["up", "--accel", "tcg"], ["down"], ["reset"], ["status"], ["check"], ["solve"]):
+        message = refused(command[0], str(draft), *command[1:])
+        assert message == ("error: labs/alpha/draft.yaml: only a lab folder's lab.yaml is deployed, checked or graded; "
+                           "put it at labs/chapter-1/lab.yaml (validate, plan and diagram take any file)"), command

@@ -133,13 +133,22 @@ def check_instance(name: str) -> str:
         raise UsageError(f"--instance: {exc}") from None
 
 
+def deployable(loaded: LoadedLab) -> LoadedLab:
+    """Only a lab.yaml, whose id is its folder's name, touches instances: a draft or test file
+    (any name) that declares `id: chapter-1` could otherwise own and remove chapter-1's objects."""
+    if loaded.source.path.name != "lab.yaml":
+        raise UsageError(f"{printable(loaded.source.name)}: only a lab folder's lab.yaml is deployed, checked or graded; "
+                         f"put it at labs/{loaded.lab.id}/lab.yaml (validate, plan and diagram take any file)")
+    return loaded
+
+
 class Session:
     """What a command on a deployed lab shares: the lab (loaded once), its plan for this host
     (planned once), the image store and a libvirt connection. `deploying` (`lab up`) makes the
     instance's SSH key before planning, since the plan carries its public half."""
 
     def __init__(self, lab: str | LoadedLab, instance: str, accel: str = "tcg", *, deploying: bool = False) -> None:
-        self.loaded = load_lab(lab) if isinstance(lab, str) else lab
+        self.loaded = deployable(load_lab(lab) if isinstance(lab, str) else lab)
         self.instance = check_instance(instance)
         self.store = ImageStore()
         self.accel: AccelReport = resolve(accel, self.store)

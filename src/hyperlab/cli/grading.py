@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperlab.cli.app import (ExitCode, InstanceOpt, LabArg, Session, app, check_instance, err, exit_with, host_errors,
-                              out, output_file, output_folder, reports_mistakes)
+                              deployable, out, output_file, output_folder, reports_mistakes)
 from hyperlab.core.errors import LabError, UsageError
 from hyperlab.core.load import load_lab
 from hyperlab.core.model import check_uri
@@ -89,7 +89,7 @@ def check(lab: LabArg, instance: InstanceOpt = "default", step: StepOpt = None,
         raise UsageError(f"--channel must be {', '.join(CHANNELS[:-1])} or {CHANNELS[-1]}, not {channel!r}")
     if language not in ("ko", "en"):
         raise UsageError(f"--lang must be ko or en, not {language!r}")
-    loaded = load_lab(lab)
+    loaded = deployable(load_lab(lab))
     problem = unknown_step(loaded.lab, step or [])
     if problem:
         raise UsageError(problem)
@@ -125,7 +125,7 @@ def grade(lab: Annotated[str | None, typer.Argument(help="Lab id or lab.yaml pat
         raise UsageError("give the lab and its roster: lab grade LAB --roster roster.csv (or --verify FILE)")
     output_folder(out_dir, "--out")
     _usable_key(key)
-    loaded = load_lab(lab)
+    loaded = deployable(load_lab(lab))
     entries = read_roster(roster)  # the roster is known good before the --out folder is made
     documents = grade_class(loaded, entries, out_dir, jobs=jobs, key=str(key) if key else None,
                             progress=lambda line: err.print(line, markup=False))
