@@ -67,9 +67,15 @@ def grade(loaded: LoadedLab, entries: list[Entry], out: Path, *, jobs: int = 4, 
           progress: Callable[[str], None] = lambda _line: None) -> list[RunDocument]:
     """Check every student's instance (`jobs` at once) and write the gradebook into `out`."""
     checkers_dir(loaded)  # a lab without checkers is refused before anything runs
-    if jobs < 1:
-        raise UsageError(f"-j must be at least 1, not {jobs}")
-    evidence.load_key(evidence.key_path(key), create=True)  # made once here, not raced by the parallel runs
+    if jobs < 1 or jobs > 64:
+        raise UsageError(f"-j must be 1 to 64, not {jobs}")
+    for part in (out / "evidence", out, *out.parents):
+        if part.exists() and not part.is_dir():
+            raise UsageError(f"--out {out}: {part} is a file, not a folder")
+    try:
+        evidence.load_key(evidence.key_path(key), create=True)  # made once here, not raced by the parallel runs
+    except evidence.EvidenceError as exc:
+        raise UsageError(f"--key: {exc}") from None
     (out / "evidence").mkdir(parents=True, exist_ok=True)
 
     def one(entry: Entry) -> RunDocument:
