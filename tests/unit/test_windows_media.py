@@ -250,3 +250,20 @@ def test_media_are_written_for_windows_nodes_only_and_once(tmp_path: Path) -> No
     assert ensure_unattend_media(loaded, p, {"domain-admin": "Pa55-word"}) == []
     with IsoImage(p.node("DC1").unattend_iso) as image:  # type: ignore[arg-type]
         assert "192.168.1.100/24" in image.read(image.files()["autounattend.xml"]).decode()
+
+
+def test_every_edition_the_docs_show_picks_its_image() -> None:
+    """The guides pass Setup's DISPLAYNAME to --edition; the reader once compared NAME only."""
+    import re
+
+    xml = (ROOT / "tests" / "data" / "recorded" / "windows" / "server-2022-eval-images.xml").read_text(encoding="utf-8")
+    images = parse_wim_xml(("\ufeff" + xml[xml.index("<WIM>"):]).encode("utf-16-le"))
+    shown = {m for path in (ROOT / "docs" / "guide").glob("*.md")
+             for m in re.findall(r'--edition "([^"]+)"', path.read_text(encoding="utf-8"))}
+    assert shown, "the guides show no --edition"
+    for edition in shown:
+        index = select_image(images, edition)
+        assert images[index - 1].display_name.lower() == edition.lower() or images[index - 1].name.lower() == edition.lower()
+    assert select_image(images, "Windows Server 2022 Standard Evaluation (Desktop Experience)") == 2
+    assert select_image(images, "windows server 2022 serverdatacenter") == 4
+    assert select_image(images, "standard-core") == 1 and select_image(images, "datacenter") == 4

@@ -159,3 +159,32 @@ def test_node_unattend_specializes_name_addresses_dns_and_password() -> None:
 
 def test_xml_is_deterministic() -> None:
     assert node_unattend_xml(node_answer()) == node_unattend_xml(node_answer())
+
+
+def test_every_component_and_setting_is_one_microsoft_documents() -> None:
+    """Setup ignores an unknown component without a word (`Microsoft-Windows-Networking-MPSSVC-Svc`
+    shipped once; the component is `Networking-MPSSVC-Svc`): each name the generator writes must be in
+    Microsoft's unattend reference, in a pass it is valid in (tests/data/recorded/windows/)."""
+    import json
+    from pathlib import Path
+
+    facts = json.loads((Path(__file__).resolve().parents[2] / "tests" / "data" / "recorded" / "windows" /
+                        "unattend-components.json").read_text(encoding="utf-8"))
+    documents = [node_unattend_xml(node_answer())]
+    documents += [autounattend_xml(InstallAnswer(version=v, image_index=2, admin_password="x", locale=LOCALES[locale],  # type: ignore[arg-type]
+                                                 product_key=key))
+                  for v in ("2019", "2022", "2025") for locale in sorted(LOCALES) for key in (None, "WX4NM-KYWYW-QJJR4-XV3QB-6VM33")]
+    wrong = set()
+    for xml in documents:
+        for settings in parse(xml).findall(f"{NS}settings"):
+            for comp in settings.findall(f"{NS}component"):
+                name, where = comp.get("name", ""), settings.get("pass", "")
+                spec = facts.get(name)
+                if spec is None or name.startswith("_"):
+                    wrong.add(f"unknown component {name}")
+                    continue
+                if where not in spec["passes"]:
+                    wrong.add(f"{name} in pass {where} (valid in {', '.join(spec['passes'])})")
+                wrong |= {f"{name}: unknown setting {child.tag.removeprefix(NS)}" for child in comp
+                          if child.tag.removeprefix(NS) not in spec["settings"]}
+    assert wrong == set()

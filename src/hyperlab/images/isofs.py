@@ -129,6 +129,7 @@ class WimImage:
     name: str
     edition_id: str  # ServerStandard, ServerDatacenterEval, ...
     installation_type: str  # "Server" (Desktop Experience) or "Server Core"
+    display_name: str = ""  # what Setup shows: "Windows Server 2022 Standard Evaluation (Desktop Experience)"
 
 
 WIM_MAGIC = b"MSWIM\x00\x00\x00"
@@ -157,6 +158,7 @@ def parse_wim_xml(data: bytes) -> list[WimImage]:
             name=(image.findtext("NAME") or image.findtext("DISPLAYNAME") or "").strip(),
             edition_id=(image.findtext("WINDOWS/EDITIONID") or "").strip(),
             installation_type=(image.findtext("WINDOWS/INSTALLATIONTYPE") or "").strip(),
+            display_name=(image.findtext("DISPLAYNAME") or "").strip(),
         ))
     return sorted(images, key=lambda i: i.index)
 
@@ -204,7 +206,8 @@ class EditionError(IsoError):
 
 
 def select_image(images: tuple[WimImage, ...] | list[WimImage], edition: str) -> int:
-    """The image index for `edition`: a name of EDITIONS, an index number, or an image's exact NAME."""
+    """The image index for `edition`: a name of EDITIONS, an index number, or an image's NAME or
+    DISPLAYNAME (what Setup lists and what people copy), ignoring case."""
     if edition.isdigit():
         index = int(edition)
         if images and index not in {i.index for i in images}:
@@ -215,7 +218,7 @@ def select_image(images: tuple[WimImage, ...] | list[WimImage], edition: str) ->
             raise EditionError(f"unknown edition {edition!r}; use one of {', '.join(EDITIONS)} or an image index")
         return DEFAULT_INDEX[edition]
     for image in images:
-        if image.name.lower() == edition.lower():
+        if edition.strip().lower() in (image.name.lower(), image.display_name.lower()):
             return image.index
     if edition not in DEFAULT_INDEX:
         raise EditionError(f"unknown edition {edition!r}; the media hold: {_choices(images)}")
@@ -229,7 +232,7 @@ def select_image(images: tuple[WimImage, ...] | list[WimImage], edition: str) ->
 
 
 def _choices(images: tuple[WimImage, ...] | list[WimImage]) -> str:
-    return "; ".join(f"{i.index} {i.name!r}" for i in images) or "none"
+    return "; ".join(f"{i.index} {i.display_name or i.name!r}" for i in images) or "none"
 
 
 def iso_label_ok(label: str) -> bool:

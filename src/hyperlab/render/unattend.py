@@ -153,7 +153,7 @@ def _oobe(shell: ET.Element) -> None:
 
 def _remote_desktop(settings: ET.Element) -> None:
     _el(_component(settings, "Microsoft-Windows-TerminalServices-LocalSessionManager"), "fDenyTSConnections", "false")
-    rules = _el(_component(settings, "Microsoft-Windows-Networking-MPSSVC-Svc"), "FirewallGroups")
+    rules = _el(_component(settings, "Networking-MPSSVC-Svc"), "FirewallGroups")
     group = _el(rules, "FirewallGroup", action="add", key="RemoteDesktop")
     _el(group, "Active", "true")
     _el(group, "Group", "@FirewallAPI.dll,-28752")  # "Remote Desktop", named language-neutrally
