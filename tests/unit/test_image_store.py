@@ -374,3 +374,18 @@ def test_a_ticker_from_an_older_kernel_is_rebuilt_and_a_current_one_kept(tmp_pat
     seen.clear()
     ensure_images(store, {"ticker"}, lambda _n, phase: seen.append(phase))
     assert seen == [], "a current ticker is used as it is"
+
+
+def test_every_image_a_lab_lacks_is_named_at_once_before_anything_is_built(tmp_path: Path) -> None:
+    """chapter-2 needs two images only the user can build: naming one would reveal the other later."""
+    from hyperlab.images.registry import ensure_images
+    from hyperlab.images.store import ImagesMissing
+
+    store = ImageStore(tmp_path)
+    with pytest.raises(ImagesMissing) as info:
+        ensure_images(store, {"ticker", "guest-vhdx", "windows-server-2022"})
+    assert str(info.value).splitlines() == [
+        f"image 'guest-vhdx' is not in the image store {tmp_path}; build it with: lab image build guest-vhdx --vhdx PATH",
+        f"image 'windows-server-2022' is not in the image store {tmp_path}; build it with: "
+        "lab image build windows-server-2022 --iso PATH"]
+    assert not store.exists("ticker"), "nothing is built while the lab cannot be deployed anyway"

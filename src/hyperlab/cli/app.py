@@ -120,7 +120,8 @@ def host_errors(func: F) -> F:
             err.print(f"error: {printable(str(exc))}", markup=False)
             raise exit_with(ExitCode.USAGE) from None
         except (HostProblem, GoldenImageProblem, ImageError, HostNetError, NotReady, StartStateFailed, ChannelError) as exc:
-            err.print(f"error: {exc}", markup=False)
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                err.print(f"error: {printable(line)}", markup=False)
             raise exit_with(ExitCode.FAILED) from None
 
     return wrapper  # type: ignore[return-value]

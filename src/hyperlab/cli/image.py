@@ -63,7 +63,7 @@ def build(
     virtio_iso: Path | None = typer.Option(None, "--virtio-iso", help="Windows: the virtio-win ISO (drivers, guest agent)"),
     edition: str = typer.Option("standard", "--edition",
                                 help="Windows: standard, standard-core, datacenter, datacenter-core, an image index "
-                                     "or an image's exact name"),
+                                     "or an image's name as Setup lists it (NAME or DISPLAYNAME)"),
     locale: str = typer.Option("en-US", "--locale", help="Windows: en-US or ko-KR (keyboard, formats, time zone)"),
     product_key: str | None = typer.Option(None, "--product-key",
                                            help="Windows: a product key, or 'kms' for Microsoft's KMS client key; "

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hyperlab.core.catalog import IMAGES
-from hyperlab.images.store import ImageBusy, ImageManifest, ImageMissing, ImageStore
+from hyperlab.images.store import ImageBusy, ImageManifest, ImageMissing, ImagesMissing, ImageStore
 
 Progress = Callable[[str, str], None]  # (what, phase)
 
@@ -35,12 +35,16 @@ def _quiet(_what: str, _phase: str) -> None:
 
 
 def ensure_images(store: ImageStore, names: set[str], progress: Progress = _quiet) -> None:
-    """Build the golden images a lab needs that the store lacks; the others need the user's input."""
+    """Build the golden images a lab needs that the store lacks; the others need the user's input,
+    and every one of those that is missing is named before anything is built."""
+    missing = [ImageMissing(name, store.root) for name in sorted(names)
+               if (name not in IMAGES or not IMAGES[name].automatic) and not store.exists(name)]
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        raise ImagesMissing(missing)
     for name in sorted(names):
-        spec = IMAGES.get(name)
-        if spec is None or not spec.automatic:
-            if not store.exists(name):
-                raise ImageMissing(name, store.root)
+        if name not in IMAGES or not IMAGES[name].automatic:
             continue
 
         def report(phase: str, fraction: float, name: str = name) -> None:

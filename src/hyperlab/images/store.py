@@ -68,6 +68,15 @@ class ImageMissing(ImageError, LookupError):
         super().__init__(f"image {name!r} is not in the image store {root}; build it with: {hint}")
 
 
+class ImagesMissing(ImageError, LookupError):
+    """Several images a lab needs, each with the command that builds it: said at once, so that
+    building one does not only reveal the next (one line per image)."""
+
+    def __init__(self, missing: list[ImageMissing]) -> None:
+        self.missing = missing
+        super().__init__("\n".join(str(m) for m in missing))
+
+
 class ImageInUse(ImageError):
     pass
 
