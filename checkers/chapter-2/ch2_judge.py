@@ -360,17 +360,17 @@ def judge_replication(primary: dict[str, Any], replica: dict[str, Any], vm: str,
     if here is None:
         return [f"{vm} is not replicated from {primary_host} (Get-VMReplication there returns nothing)"]
     problems = []
-    if here.get("Mode") != "Primary":
-        problems.append(f"on {primary_host}, {vm} is the {here.get('Mode')} side, expected Primary")
-    if short(str(here.get("ReplicaServer", ""))) != replica_host.lower():
-        problems.append(f"{vm} replicates to {here.get('ReplicaServer')!r}, expected {replica_host}")
-    if here.get("FrequencySec") != frequency:
-        problems.append(f"{vm} replicates every {here.get('FrequencySec')} s, expected {frequency} s")
-    if here.get("State") != "Replicating":
-        problems.append(f"{vm}'s replication is {here.get('State')}, expected Replicating")
-    if here.get("Health") != "Normal":
-        problems.append(f"{vm}'s replication health is {here.get('Health')}, expected Normal")
-    if there is None or there.get("Mode") != "Replica":
+    if here.get("ReplicationMode") != "Primary":
+        problems.append(f"on {primary_host}, {vm} is the {here.get('ReplicationMode')} side, expected Primary")
+    if short(str(here.get("ReplicaServerName", ""))) != replica_host.lower():
+        problems.append(f"{vm} replicates to {here.get('ReplicaServerName')!r}, expected {replica_host}")
+    if here.get("ReplicationFrequencySec") != frequency:
+        problems.append(f"{vm} replicates every {here.get('ReplicationFrequencySec')} s, expected {frequency} s")
+    if here.get("ReplicationState") != "Replicating":
+        problems.append(f"{vm}'s replication is {here.get('ReplicationState')}, expected Replicating")
+    if here.get("ReplicationHealth") != "Normal":
+        problems.append(f"{vm}'s replication health is {here.get('ReplicationHealth')}, expected Normal")
+    if there is None or there.get("ReplicationMode") != "Replica":
         problems.append(f"{replica_host} holds no replica of {vm}")
     vm_view = primary.get("VM") or {}
     if running and vm_view.get("State") != "Running":

@@ -121,3 +121,26 @@ def test_lab_env_lines_are_what_the_start_scripts_match() -> None:
         ("guest_disk_file", "win2003.vhdx"), ("guest_parent_path", "C:\\Hyper-V\\Parent")]
     text = (LAB / "start" / "install-hyperv.ps1").read_text(encoding="utf-8")
     assert "-match '^(\\w+)=''(.*)''$'" in text
+
+
+def test_replication_is_read_through_the_classes_own_property_names() -> None:
+    """`State`, `Health`, `Mode`, `FrequencySec`... are the column labels of Get-VMReplication's
+    default table; the objects' properties are ReplicationState, ReplicationHealth, ... Every
+    property read from a VMReplication object, in the checker and the solutions, must be one."""
+    import json
+
+    ROOT = LAB.parents[1]
+    facts = json.loads((ROOT / "tests" / "data" / "recorded" / "windows" / "hyperv-classes.json").read_text())
+    known = set(facts["Microsoft.HyperV.PowerShell.VMReplication"]["properties"])
+    read = set(re.findall(r"\$r\.(\w+)", (ROOT / "checkers" / "chapter-2" / "ps" / "replication.ps1").read_text()))
+    for script in sorted((ROOT / "labs" / "chapter-2" / "solutions").glob("*.ps1")):
+        text = script.read_text()
+        read |= set(re.findall(r"\(Get-VMReplication[^)]*\)\.(\w+)", text))
+        if re.search(r"\$r\s*=\s*Get-VMReplication", text):
+            read |= set(re.findall(r"\$r\.(\w+)", text))
+    assert read and read <= known, sorted(read - known)
+    emitted = set(re.findall(r"^\s+(\w+)\s+=\s+(?:\[\w+\])?\$r\.", (ROOT / "checkers" / "chapter-2" / "ps" / "replication.ps1").read_text(), re.M))
+    emitted |= {"VMName"}
+    for recorded in sorted((ROOT / "tests" / "data" / "recorded" / "chapter-2" / "replication").glob("*.json")):
+        for entry in json.loads(recorded.read_text()).get("Replication") or []:
+            assert set(entry) <= known and set(entry) <= emitted, (recorded.name, sorted(set(entry) - known))

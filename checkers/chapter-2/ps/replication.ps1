@@ -6,16 +6,18 @@ if ($null -ne $vm) {
     $vmView = [pscustomobject]@{ Name = [string]$vm.Name; State = $vm.State.ToString(); ReplicationMode = $vm.ReplicationMode.ToString() }
 }
 $replication = foreach ($r in Get-VMReplication -VMName $VMName -ErrorAction SilentlyContinue) {
+    # the class's own property names (Microsoft.HyperV.PowerShell.VMReplication): the short ones
+    # (State, Health, Mode, ...) are only the default table's column labels
     [pscustomobject]@{
-        VMName        = [string]$r.VMName
-        State         = $r.State.ToString()
-        Health        = $r.Health.ToString()
-        Mode          = $r.Mode.ToString()
-        FrequencySec  = [int]$r.FrequencySec
-        PrimaryServer = [string]$r.PrimaryServer
-        ReplicaServer = [string]$r.ReplicaServer
-        ReplicaPort   = [int]$r.ReplicaPort
-        AuthType      = $r.AuthType.ToString()
+        VMName                  = [string]$r.VMName
+        ReplicationState        = $r.ReplicationState.ToString()
+        ReplicationHealth       = $r.ReplicationHealth.ToString()
+        ReplicationMode         = $r.ReplicationMode.ToString()
+        ReplicationFrequencySec = [int]$r.ReplicationFrequencySec
+        PrimaryServerName       = [string]$r.PrimaryServerName
+        ReplicaServerName       = [string]$r.ReplicaServerName
+        ReplicaServerPort       = [int]$r.ReplicaServerPort
+        AuthenticationType      = $r.AuthenticationType.ToString()
     }
 }
 [pscustomobject]@{ Host = [string]$env:COMPUTERNAME; VM = $vmView; Replication = @($replication) }

@@ -3,7 +3,7 @@
 $ErrorActionPreference = 'Stop'
 $vm = 'Linux01'
 $r = Get-VMReplication -VMName $vm
-if ($r.Mode.ToString() -ne 'Primary') { return }  # already failed over
+if ($r.ReplicationMode.ToString() -ne 'Primary') { return }  # already failed over
 # The seed's VM may have no OS (no shutdown service): turn it off when a clean stop is not possible.
 Stop-VM -Name $vm -Force -ErrorAction SilentlyContinue
 if ((Get-VM -Name $vm).State.ToString() -ne 'Off') { Stop-VM -Name $vm -TurnOff -Force }
