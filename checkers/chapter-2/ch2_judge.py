@@ -305,7 +305,9 @@ MIGRATION_SERVICE = "Microsoft Virtual System Migration Service"
 
 
 def judge_delegation(data: dict[str, Any], host: str, other: str, dc: str, fqdn: str) -> Problems:
-    """msDS-AllowedToDelegateTo of `host`: cifs on DC1 and the migration service on the other host.
+    """msDS-AllowedToDelegateTo of `host`: cifs on DC1, and cifs and the migration service on the
+    other host (moving storage with Kerberos writes to the destination's SMB, Microsoft's "live
+    migration without Failover Clustering").
 
     dsa.msc writes both the short and the FQDN SPN; one of them is enough. 'Kerberos only' or 'any
     authentication protocol' both pass: Microsoft recommends the latter since Windows Server 2016.
@@ -316,7 +318,7 @@ def judge_delegation(data: dict[str, Any], host: str, other: str, dc: str, fqdn:
         return [f"DC1 has no computer account {host}"]
     spns = {s.lower() for s in as_list(account.get("AllowedToDelegateTo"))}
     problems = []
-    for service, target in (("cifs", dc), (MIGRATION_SERVICE, other)):
+    for service, target in (("cifs", dc), ("cifs", other), (MIGRATION_SERVICE, other)):
         forms = {f"{service}/{target}".lower(), f"{service}/{target}.{fqdn}".lower()}
         if not spns & forms:
             problems.append(f"{host} may not delegate to {service}/{target} (msDS-AllowedToDelegateTo: {sorted(spns) or 'empty'})")

@@ -166,6 +166,10 @@ def test_migration_checkers(lab: ReplayLab) -> None:
     run(module.test_constrained_delegation_in_ad, lab=lab, node=replay_nodes(lab, {"DC1": {"delegation": "both"}}))
     with pytest.raises(AssertionError, match="may not delegate"):
         run(module.test_constrained_delegation_in_ad, lab=lab, node=replay_nodes(lab, {"DC1": {"delegation": "cifs-only"}}))
+    # a storage move writes to the destination's SMB: its cifs is needed too (the solution once left it out)
+    with pytest.raises(AssertionError, match="may not delegate to cifs/SVR2"):
+        run(module.test_constrained_delegation_in_ad, lab=lab,
+            node=replay_nodes(lab, {"DC1": {"delegation": "no-destination-cifs"}}))
     after = {"SVR1": {"vms": "SVR1-after-migrations"}, "SVR2": {"vms": "SVR2-after-migrations"}}
     for check in (module.test_router_runs_on_svr2_with_its_disks, module.test_win2003_3_runs_on_svr2_from_the_share,
                   module.test_win2003_2_disk_on_the_share):
@@ -205,3 +209,18 @@ def test_every_step_has_a_checker() -> None:
     steps = {s.id for s in load_lab("chapter-2", LAB.parents[1]).lab.steps}
     assert steps - marked == set()
     assert marked - steps == set()
+
+
+def test_the_delegation_solution_grants_what_the_checker_requires() -> None:
+    """The SPNs the reference solution adds, read from its text, pass the judge for both hosts."""
+    import re
+
+    judge = checker_module("ch2_judge")
+    text = (LAB / "solutions" / "delegation.ps1").read_text()
+    listed = re.search(r"\$services = @\((.*?)\)\n", text, re.S)
+    assert listed is not None
+    templates = re.findall(r'"([^"]+)"', listed.group(1))
+    for host, other in (("SVR1", "SVR2"), ("SVR2", "SVR1")):
+        spns = [t.replace("$other", other).replace("$fqdn", "kosa.vm") for t in templates]
+        data = {"Computers": [{"Name": host, "AllowedToDelegateTo": spns, "TrustedForDelegation": False}]}
+        assert judge.judge_delegation(data, host, other, "DC1", "kosa.vm") == [], spns

@@ -1,5 +1,5 @@
-# Reference solution, step delegation (DC1): SVR1 and SVR2 may delegate to cifs on DC1 and to the
-# migration service on each other, "trust for specified services only". Protocol transition ("use
+# Reference solution, step delegation (DC1): SVR1 and SVR2 may delegate to cifs on DC1, and to cifs
+# and the migration service on each other (a storage move writes to the destination's SMB), "trust for specified services only". Protocol transition ("use
 # any authentication protocol") is on: Microsoft's advice since Windows Server 2016, whose Hyper-V
 # management over WinRM cannot forward the ticket otherwise.
 $ErrorActionPreference = 'Stop'
@@ -7,7 +7,7 @@ Import-Module ActiveDirectory
 $fqdn = 'kosa.vm'
 foreach ($pair in @(@('SVR1', 'SVR2'), @('SVR2', 'SVR1'))) {
     $me, $other = $pair
-    $services = @("cifs/DC1", "cifs/DC1.$fqdn",
+    $services = @("cifs/DC1", "cifs/DC1.$fqdn", "cifs/$other", "cifs/$other.$fqdn",
                   "Microsoft Virtual System Migration Service/$other",
                   "Microsoft Virtual System Migration Service/$other.$fqdn")
     $computer = Get-ADComputer -Identity $me -Properties 'msDS-AllowedToDelegateTo'
