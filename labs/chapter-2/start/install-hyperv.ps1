@@ -70,7 +70,21 @@ if (-not $feature.Installed) {
     return
 }
 
-# After the reboot: the hypervisor runs and the Hyper-V module answers.
+# After the reboot: the hypervisor must really run. On a KVM host without working nesting (no
+# vmx/svm passed through, an eVMCS the CPU cannot do) the role installs and reboots fine, and only
+# the student's `guests` step would find out: prove it here with a throw-away VM, and fail with why.
+$system = Get-CimInstance -ClassName Win32_ComputerSystem
+if (-not $system.HypervisorPresent) {
+    throw "the Hyper-V role is installed but no hypervisor runs after the reboot (HypervisorPresent is False): the KVM host does not pass virtualization through to $env:COMPUTERNAME (see lab doctor: nested virtualization)"
+}
+$probe = "hyperlab-probe-$PID"
+try {
+    New-VM -Name $probe -MemoryStartupBytes 32MB -NoVHD -Generation 2 -Path $env:TEMP -ErrorAction Stop | Out-Null
+} catch {
+    throw "the hypervisor runs but cannot create a VM: $($_.Exception.Message)"
+} finally {
+    Remove-VM -Name $probe -Force -ErrorAction SilentlyContinue
+}
 Set-VMHost -VirtualMachinePath 'C:\Hyper-V' -VirtualHardDiskPath 'C:\Hyper-V\VHDs'
 # The startup task and the framework's own re-run (hyperlab.reboots) may both get here: tolerate the other.
 Unregister-ScheduledTask -TaskName $ContinueTask -Confirm:$false -ErrorAction SilentlyContinue
