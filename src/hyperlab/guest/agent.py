@@ -2,9 +2,11 @@
 
 Commands run with `guest-exec` and are polled with `guest-exec-status`; files move with
 `guest-file-*` in chunks. libvirt refuses an agent reply larger than 10 MiB and then treats that
-domain's agent as broken until it reconnects, so output never travels in one reply: on Linux a
-command's stdout and stderr go to files in the guest that are read back in 1 MiB chunks. (On
-Windows the agent's own capture is used, which caps a command's output at about 7 MiB.)
+domain's agent as broken until it reconnects, so output never travels in one reply: a command's
+stdout and stderr go to files in the guest that are read back in 1 MiB chunks. On Linux `sh`
+redirects them; on Windows the command runs inside a PowerShell wrapper (passed encoded, so no
+quoting can break it) that redirects its output streams to UTF-8 files. The agent's own capture,
+which broke the agent for good beyond about 7 MiB, is never used.
 """
 
 from __future__ import annotations
@@ -74,13 +76,15 @@ class AgentChannel:
     # ------------------------------------------------------------------ commands
 
     def run(self, command: str | list[str], *, input: bytes | None = None, timeout: float = 120) -> RunResult:
-        argv = self.shell.wrap(command)
-        spool = None
-        if self.os == "linux":
+        token = secrets.token_hex(8)
+        if self.os == "windows":
+            spool = f"C:\\Windows\\Temp\\hyperlab-exec-{token}"
+            argv = windows_spooled(command, spool)
+        else:
             # `exec` keeps the agent's pid the command's own, so a timeout kills the command itself.
-            spool = f"/run/hyperlab-exec-{secrets.token_hex(8)}"
-            argv = ["/bin/sh", "-c", f'exec "$@" >{spool}.out 2>{spool}.err', "hyperlab-exec", *argv]
-        arguments: dict[str, Any] = {"path": argv[0], "arg": argv[1:], "capture-output": spool is None}
+            spool = f"/run/hyperlab-exec-{token}"
+            argv = ["/bin/sh", "-c", f'exec "$@" >{spool}.out 2>{spool}.err', "hyperlab-exec", *self.shell.wrap(command)]
+        arguments: dict[str, Any] = {"path": argv[0], "arg": argv[1:], "capture-output": False}
         if input is not None:
             arguments["input-data"] = base64.b64encode(input).decode()
         start = time.monotonic()
@@ -97,12 +101,8 @@ class AgentChannel:
                 break
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-        if spool is None:
-            stdout, stderr = _decode(status.get("out-data")), _decode(status.get("err-data"))
-            truncated = bool(status.get("out-truncated") or status.get("err-truncated"))
-        else:
-            (stdout, cut_out), (stderr, cut_err) = self._take(f"{spool}.out"), self._take(f"{spool}.err")
-            truncated = cut_out or cut_err
+        (stdout, cut_out), (stderr, cut_err) = self._take(f"{spool}.out"), self._take(f"{spool}.err")
+        truncated = cut_out or cut_err
         return RunResult(
             command=display(command),
             exit_code=-1 if timed_out else status.get("exitcode", -status.get("signal", 1)),
@@ -119,8 +119,12 @@ class AgentChannel:
             data = self.read_file(path, limit=MAX_OUTPUT + 1)
         except AgentCommandError:
             return "", False  # the shell could not even create it: nothing was printed
-        self.command("guest-exec", {"path": "/bin/rm", "arg": ["-f", path]})
-        return data[:MAX_OUTPUT].decode("utf-8", errors="replace"), len(data) > MAX_OUTPUT
+        if self.os == "windows":
+            self.command("guest-exec", {"path": "cmd.exe", "arg": ["/d", "/c", "del", "/f", "/q", path]})
+        else:
+            self.command("guest-exec", {"path": "/bin/rm", "arg": ["-f", path]})
+        encoding = "utf-8-sig" if self.os == "windows" else "utf-8"  # a BOM there is the writer's, not the output's
+        return data[:MAX_OUTPUT].decode(encoding, errors="replace"), len(data) > MAX_OUTPUT
 
     def _kill(self, pid: int) -> None:
         argv = ["taskkill", "/F", "/T", "/PID", str(pid)] if self.os == "windows" else ["/bin/kill", "-9", str(pid)]
@@ -159,8 +163,34 @@ class AgentChannel:
         """Nothing to close: every call goes through libvirt's connection."""
 
 
-def _decode(data: str | None) -> str:
-    return base64.b64decode(data).decode("utf-8", errors="replace") if data else ""
+def _ps_quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def windows_spooled(command: str | list[str], spool: str) -> list[str]:
+    """PowerShell that runs `command` (a script, or an argv run with `&`) with its output streams in
+    `spool`.out and `spool`.err as UTF-8, and exits with the command's exit code. Encoded as
+    -EncodedCommand (UTF-16LE, base64): the script travels through no quoting at all."""
+    script = command if isinstance(command, str) else "& " + " ".join(_ps_quote(a) for a in command)
+    wrapper = "\n".join([
+        "$ProgressPreference = 'SilentlyContinue'",
+        f"$hlOut = {_ps_quote(spool + '.out')}; $hlErr = {_ps_quote(spool + '.err')}",
+        "$hlUtf8 = New-Object System.Text.UTF8Encoding $false",
+        "[IO.File]::WriteAllText($hlOut, ''); [IO.File]::WriteAllText($hlErr, '')",
+        "$global:LASTEXITCODE = 0",
+        "try {",
+        "    $input | & { " + script + "\n} 2>&1 | ForEach-Object {",
+        "        if ($_ -is [System.Management.Automation.ErrorRecord]) { [IO.File]::AppendAllText($hlErr, \"$_`n\", $hlUtf8) }",
+        "        else { [IO.File]::AppendAllText($hlOut, ($_ | Out-String), $hlUtf8) }",
+        "    }",
+        "    $hlCode = if ($?) { $global:LASTEXITCODE } else { 1 }",
+        "} catch {",
+        "    [IO.File]::AppendAllText($hlErr, \"$_`n\", $hlUtf8); $hlCode = 1",
+        "}",
+        "exit $hlCode",
+    ])
+    encoded = base64.b64encode(wrapper.encode("utf-16-le")).decode()
+    return ["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand", encoded]
 
 
 def agent_channel(conn: libvirt.virConnect, node: PlanNode) -> AgentChannel:
