@@ -26,6 +26,11 @@ def guest_switches(lab: Any, name: str) -> list[str]:
     return [nic.switch for nic in lab.loaded.lab.guests[name].nics]
 
 
+def guest_adapter(lab: Any, name: str) -> str:
+    """legacy or synthetic: the network adapter kind lab.yaml gives the guest."""
+    return str(lab.loaded.lab.guests[name].adapter)
+
+
 def guest_addresses(lab: Any, name: str) -> dict[str, str]:
     """switch -> 'a.b.c.d/nn' for the guest's NICs that lab.yaml gives an address."""
     return {nic.switch: str(nic.ip) for nic in lab.loaded.lab.guests[name].nics if nic.ip is not None}

@@ -175,9 +175,11 @@ def on_share(path: str, prefixes: list[str]) -> bool:
 
 
 def judge_guest(per_host: dict[str, dict[str, Any]], name: str, switches: list[str],
-                prefixes: list[str] | None = None) -> Problems:
+                prefixes: list[str] | None = None, adapter: str = "legacy") -> Problems:
     """One nested guest: exists on exactly one host, generation 1 (the seed's choice, and Windows
-    Server 2003 boots only there), one NIC per switch of lab.yaml, a disk (on the share if asked)."""
+    Server 2003 boots only there), one NIC per switch of lab.yaml, each of the adapter kind lab.yaml
+    gives the guest (a legacy adapter for a guest without integration services), a disk (on the
+    share if asked)."""
     found = where_is(per_host, name)
     if not found:
         return [f"no VM named {name} on {' or '.join(per_host)}"]
@@ -191,6 +193,13 @@ def judge_guest(per_host: dict[str, dict[str, Any]], name: str, switches: list[s
     want = Counter(s.lower() for s in switches)
     if seen != want:
         problems.append(f"{name}'s NICs are on {sorted(seen.elements())}, expected {sorted(want.elements())}")
+    wrong_kind = sorted(str(n.get("SwitchName") or "(not connected)") for n in as_list(vm.get("Nics"))
+                        if bool(n.get("IsLegacy")) != (adapter == "legacy"))
+    if wrong_kind and adapter == "legacy":
+        problems.append(f"{name}'s NIC on {', '.join(wrong_kind)} is a synthetic adapter, which the guest has no driver for "
+                        "(no integration services): remove it and add a legacy network adapter")
+    elif wrong_kind:
+        problems.append(f"{name}'s NIC on {', '.join(wrong_kind)} is a legacy adapter; lab.yaml gives it a synthetic one")
     disks = [d.get("Path", "") for d in as_list(vm.get("Disks"))]
     if not disks:
         problems.append(f"{name} has no virtual hard disk")

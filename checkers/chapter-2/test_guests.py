@@ -7,7 +7,7 @@ network. NOT run against Windows: see docs/guide/windows-unproven.en.md."""
 
 import pytest
 
-from ch2_facts import HOSTS, PUBLIC_SWITCH, ROUTER, guest_addresses, guest_switches, per_host_vms, prefixes, router_public_ip
+from ch2_facts import HOSTS, PUBLIC_SWITCH, ROUTER, guest_adapter, guest_addresses, guest_switches, per_host_vms, prefixes, router_public_ip
 from ch2_judge import judge_guest, judge_public_leg, judge_reported_addresses, where_is
 from ch2_ps import query
 from hyperlab.probes import Outcome
@@ -17,10 +17,11 @@ ON_SHARE = {"win2003-3"}  # the seed boots win2003-3 from the disk DC1 shares
 
 @pytest.mark.step("guests")
 def test_guests_and_their_switches(lab, node):
-    """win2003-1, -2, -3 (and the replica VM) exist, generation 1, NICs on the right switches"""
+    """win2003-1, -2, -3 (and the replica VM) exist, generation 1, NICs of the right kind on the right switches"""
     vms = per_host_vms(lab, node)
     problems = [p for name in sorted(lab.loaded.lab.guests)
-                for p in judge_guest(vms, name, guest_switches(lab, name), prefixes(lab) if name in ON_SHARE else None)]
+                for p in judge_guest(vms, name, guest_switches(lab, name), prefixes(lab) if name in ON_SHARE else None,
+                                     guest_adapter(lab, name))]
     assert not problems, "; ".join(problems)
 
 

@@ -90,6 +90,12 @@ def test_guests_typical_mistakes() -> None:
     assert "NICs are on ['internal2'], expected ['internal']" in problems[1]
     assert "expected on \\\\dc1\\smb\\" in j.judge_guest(vms, "win2003-3", ["Internal2"], PREFIXES)[0]
     assert j.judge_guest(per_host("SVR1-empty", "SVR2-empty"), "win2003-1", ["External"]) == ["no VM named win2003-1 on SVR1 or SVR2"]
+    # a synthetic adapter in a Windows Server 2003 guest: no driver, so no network in every later step
+    synthetic = per_host("SVR1-synthetic-nic", "SVR2-created")
+    assert j.judge_guest(synthetic, "win2003-1", ["External", "Internal", "Internal2"]) == []
+    [problem] = j.judge_guest(synthetic, "win2003-2", ["Internal"])
+    assert problem.startswith("win2003-2's NIC on Internal is a synthetic adapter") and "legacy network adapter" in problem
+    assert "is a legacy adapter" in j.judge_guest(synthetic, "win2003-1", ["External", "Internal", "Internal2"], adapter="synthetic")[0]
 
 
 def test_public_leg_by_arp() -> None:

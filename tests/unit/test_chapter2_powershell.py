@@ -160,3 +160,15 @@ def test_the_hyperv_start_state_proves_the_hypervisor_runs_before_it_says_ready(
     assert 'throw "the Hyper-V role is installed but no hypervisor runs' in after_reboot
     root = PARSER.parse(text.encode("utf-8")).root_node
     assert not root.has_error
+
+
+def test_the_guests_solution_gives_each_guest_the_adapter_lab_yaml_names() -> None:
+    """One setting, three readers: lab.yaml's guests.<name>.adapter, the checker (through the lab)
+    and the reference solution, which cannot read lab.yaml in the guest and so repeats it."""
+    from hyperlab.core.load import load_lab
+
+    guests = load_lab("chapter-2", LAB.parents[1]).lab.guests
+    text = (LAB / "solutions" / "guests.ps1").read_text(encoding="utf-8")
+    listed = dict(re.findall(r"'([\w-]+)' = \$(true|false)", text.split("$Legacy = @{", 1)[1].split("}", 1)[0]))
+    assert listed == {name: "true" if guest.adapter == "legacy" else "false" for name, guest in guests.items()}
+    assert "Remove-VMNetworkAdapter" in text and "-IsLegacy $Legacy[$Name]" in text

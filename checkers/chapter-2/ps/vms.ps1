@@ -6,6 +6,7 @@ $vms = foreach ($vm in Get-VM | Where-Object { $Names -contains $_.Name }) {
         [pscustomobject]@{
             Name        = [string]$n.Name
             SwitchName  = [string]$n.SwitchName
+            IsLegacy    = [bool]$n.IsLegacy
             MacAddress  = [string]$n.MacAddress
             IPAddresses = @($n.IPAddresses | ForEach-Object { [string]$_ })
         }

@@ -7,11 +7,18 @@ $ErrorActionPreference = 'Stop'
 $parent = 'C:\Hyper-V\Parent\win2003.vhdx'
 $vhds = 'C:\Hyper-V\VHDs'
 
+# The adapter kind of each guest, as lab.yaml's `guests.<name>.adapter` gives it (a unit test keeps
+# them equal): Windows Server 2003 has no driver for Hyper-V's synthetic adapter without
+# integration services, which Hyper-V on 2016 and later no longer ships for it.
+$Legacy = @{ 'win2003-1' = $true; 'win2003-2' = $true; 'win2003-3' = $true; 'Linux01' = $true }
+
 function New-LabVM([string]$Name, [string]$Disk, [string[]]$Switches) {
     if (Get-VM -Name $Name -ErrorAction SilentlyContinue) { return }
-    New-VM -Name $Name -Generation 1 -MemoryStartupBytes 512MB -VHDPath $Disk -SwitchName $Switches[0] | Out-Null
-    foreach ($switch in $Switches | Select-Object -Skip 1) {
-        Add-VMNetworkAdapter -VMName $Name -SwitchName $switch
+    New-VM -Name $Name -Generation 1 -MemoryStartupBytes 512MB -VHDPath $Disk | Out-Null
+    # New-VM adds one synthetic adapter of its own: replace it by the kind the guest can use
+    Get-VMNetworkAdapter -VMName $Name | Remove-VMNetworkAdapter
+    foreach ($switch in $Switches) {
+        Add-VMNetworkAdapter -VMName $Name -SwitchName $switch -IsLegacy $Legacy[$Name]
     }
     Start-VM -Name $Name
 }

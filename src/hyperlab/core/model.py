@@ -275,6 +275,10 @@ class Guest(Strict):
     host: NodeName
     image: str | None = None
     memory: Size | None = None
+    adapter: Literal["legacy", "synthetic"] = Field(
+        "legacy", description="Hyper-V guests: the kind of their network adapters. `legacy` (emulated, generation 1) works in "
+                              "any guest OS; `synthetic` needs the guest's integration services, which Windows Server 2003 "
+                              "guests on Hyper-V 2016 and later do not have.")
     nics: list[GuestNic] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
 
