@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from hyperlab.grading.document import RunDocument
 from hyperlab.grading.runner import run_checks
 from hyperlab.grading.selftest import assert_solved, assert_unsolved
 from hyperlab.core.load import load_lab
@@ -50,7 +51,7 @@ def test_checkers_fail_fresh_pass_solved_and_grade(deployed: dict[str, str], tmp
     loaded = load_lab(LAB)
     before = run_checks(loaded, INSTANCE, tmp_path / "before.json", key=deployed["HYPERLAB_GRADING_KEY"])
     assert_unsolved(before)
-    statuses = {s["id"]: s["status"] for s in before["steps"]}
+    statuses = {s.id: s.status for s in before.steps}
     assert statuses["nat"] == statuses["port-forwards"] == statuses["shared-nothing"] == statuses["failover"] == "BLOCKED"
     assert statuses["router-addressing"] == statuses["domain-join"] == "FAIL"
 
@@ -61,7 +62,7 @@ def test_checkers_fail_fresh_pass_solved_and_grade(deployed: dict[str, str], tmp
     roster.write_text(f"student,instance\nKim Solved,{INSTANCE}\nPark Absent,{ABSENT}\n")
     out = tmp_path / "grades"
     run_lab(deployed, "grade", LAB, "--roster", str(roster), "-j", "2", "--out", str(out))
-    assert_solved(json.loads((out / "evidence" / "Kim_Solved.json").read_text()))
+    assert_solved(RunDocument.from_json(json.loads((out / "evidence" / "Kim_Solved.json").read_text())))
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
     steps = loaded.lab.steps
     assert {s.id: rows["Kim Solved"][s.id] for s in steps} == {s.id: str(s.points) for s in steps}

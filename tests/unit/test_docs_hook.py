@@ -128,7 +128,6 @@ def test_checkers_reference_lists_every_fixture_method_option_and_state(pytestco
     from hyperlab.docsite.checkers_page import NOT_FOR_CHECKERS, probe_functions
     from hyperlab.grading import plugin
     from hyperlab.grading.session import LAB_FIXTURES
-    from hyperlab.grading.eventually import eventually
     from hyperlab.grading.outcome import Status
     from hyperlab.grading.target import Node, Probe
 

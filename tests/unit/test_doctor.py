@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hyperlab.ops import doctor
+from hyperlab.ops import doctor, doctor_nesting
 from hyperlab.host.accel import AccelReport
 from hyperlab.cli import doctor as doctor_command
 from hyperlab.cli.doctor import as_json, fix_lines, render_table
@@ -175,7 +175,7 @@ def test_qemu_user_comes_from_qemu_conf(tmp_path: Path) -> None:
 
 
 def test_nested_is_read_from_the_vendor_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor, "cpu_vendor", lambda: "intel")
+    monkeypatch.setattr(doctor_nesting, "cpu_vendor", lambda: "intel")
     n = needs(nested=("SVR1", "SVR2"))
     params = tmp_path / "kvm_intel" / "parameters"
     missing = check_nested(n, "kvm", tmp_path)
@@ -189,7 +189,7 @@ def test_nested_is_read_from_the_vendor_module(tmp_path: Path, monkeypatch: pyte
     (params / "nested").write_text("Y\n")
     assert check_nested(n, "kvm", tmp_path).ok
     assert check_nested(n, "tcg", tmp_path).level == "info"
-    monkeypatch.setattr(doctor, "cpu_vendor", lambda: "amd")
+    monkeypatch.setattr(doctor_nesting, "cpu_vendor", lambda: "amd")
     assert "kvm_amd" in str(check_nested(n, "kvm", tmp_path).fix)
 
 
@@ -220,3 +220,40 @@ def test_existing_dir_walks_up_to_what_exists(tmp_path: Path) -> None:
     assert doctor.existing_dir(tmp_path / "a" / "b") == tmp_path
     assert doctor.free_bytes(tmp_path / "a" / "b") == os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
     assert stat.S_ISDIR(doctor.mount_point(tmp_path / "nope").stat().st_mode)
+
+
+def test_evmcs_is_said_per_cpu_with_the_fix_in_the_topology(tmp_path: Path) -> None:
+    """Hyper-V on KVM fails with the enlightened VMCS on CPUs without APICv and some low-end parts."""
+    from hyperlab.ops.doctor_nesting import check_evmcs
+
+    params = tmp_path / "kvm_intel" / "parameters"
+    params.mkdir(parents=True)
+    cpuinfo = tmp_path / "cpuinfo"
+    n = needs(nested=("SVR1", "SVR2"), nested_windows=("SVR1", "SVR2"), evmcs={"SVR1": None, "SVR2": None})
+    (params / "enable_apicv").write_text("Y\n")
+    cpuinfo.write_text("processor : 0\nmodel name : Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz\n")
+    assert check_evmcs(n, "intel", tmp_path, cpuinfo).ok
+    (params / "enable_apicv").write_text("N\n")
+    risky = check_evmcs(n, "intel", tmp_path, cpuinfo)
+    assert (risky.ok, risky.level) == (False, "warn") and "without APICv" in risky.detail
+    assert risky.fix == "set `evmcs: false` on SVR1, SVR2 in the topology"
+    (params / "enable_apicv").write_text("Y\n")
+    cpuinfo.write_text("model name : Intel(R) Celeron(R) N5105 @ 2.00GHz\n")
+    assert "a Celeron" in check_evmcs(n, "intel", tmp_path, cpuinfo).detail
+    off = needs(nested=("SVR1",), nested_windows=("SVR1",), evmcs={"SVR1": False})
+    assert check_evmcs(off, "intel", tmp_path, cpuinfo).level == "info"
+    assert check_evmcs(n, "amd", tmp_path, cpuinfo).level == "info"  # the default is off on AMD
+    forced = check_evmcs(needs(nested=("SVR1",), nested_windows=("SVR1",), evmcs={"SVR1": True}), "amd", tmp_path, cpuinfo)
+    assert not forced.ok and forced.fix == "set `evmcs: false` on SVR1 in the topology"
+
+
+def test_nested_windows_nodes_get_e1000e_and_evmcs_by_default_and_the_topology_decides() -> None:
+    from hyperlab.core.plan import HostFacts, plan
+
+    loaded = load_lab("chapter-2", ROOT)
+    intel = plan(loaded, "t", HostFacts(cpu_vendor="intel"))
+    amd = plan(loaded, "t", HostFacts(cpu_vendor="amd"))
+    assert (intel.node("SVR1").nic_model, intel.node("SVR1").evmcs, amd.node("SVR1").evmcs) == ("e1000e", True, False)
+    assert (intel.node("DC1").nic_model, intel.node("DC1").evmcs) == ("virtio", False)
+    linux = plan(load_lab("chapter-2-linux", ROOT), "t", HostFacts(cpu_vendor="intel"))
+    assert (linux.node("SVR1").nic_model, linux.node("SVR1").evmcs) == ("virtio", False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperlab.ops import doctor
+from hyperlab.ops import doctor_nesting
 from hyperlab.ops.doctor import check_nested, lab_needs
 from hyperlab.render.libvirt_xml import domain_xml
 from hyperlab.core.load import load_lab
@@ -41,7 +41,7 @@ def test_doctor_says_hyperv_cannot_run_under_emulation(tmp_path: Path, monkeypat
     assert needs.nested_windows == ("SVR1", "SVR2")
     finding = check_nested(needs, "tcg", tmp_path)
     assert finding.level == "fail" and "Hyper-V" in finding.detail and finding.fix
-    monkeypatch.setattr(doctor, "cpu_vendor", lambda: "intel")
+    monkeypatch.setattr(doctor_nesting, "cpu_vendor", lambda: "intel")
     (tmp_path / "kvm_intel" / "parameters").mkdir(parents=True)
     (tmp_path / "kvm_intel" / "parameters" / "nested").write_text("N\n")
     off = check_nested(needs, "kvm", tmp_path)

@@ -17,7 +17,8 @@ from hyperlab.cli.app import ExitCode, app, err, exit_with, out, reports_mistake
 from hyperlab.core.load import load_lab
 from hyperlab.host.accel import CACHE_PATH, KVM_DEVICE, KVM_TIMEOUT, host_cache_key, load_cached
 from hyperlab.images.store import ImageStore
-from hyperlab.ops.doctor import Finding, any_failed, diagnose
+from hyperlab.ops.doctor import diagnose
+from hyperlab.ops.doctor_model import Finding, any_failed
 
 STYLES = {"ok": "green", "info": "blue", "warn": "yellow", "fail": "bold red"}
 

@@ -215,6 +215,13 @@ class Node(Strict):
     channel: Literal["agent", "winrm", "ssh"] = "agent"
     credentials: str | None = Field(None, description="Name of the secret holding this node's admin credentials.")
     first_boot: list[str] = Field(default_factory=list, description="Scripts run once at first boot, relative to the YAML file.")
+    evmcs: bool | None = Field(None, description="Nested Hyper-V on an Intel KVM host: the enlightened VMCS. Default: on for "
+                                              "nested Windows nodes on Intel, off elsewhere; set false where Hyper-V fails "
+                                              "with 'eVMCS version range error' (CPUs without APICv, some Atom, Celeron and "
+                                              "Pentium parts); `lab doctor` says when.")
+    nic_model: Literal["virtio", "e1000e"] | None = Field(None, description="The NICs' device model. Default: e1000e for nested "
+                                                                         "Windows nodes (virtio-net crawls at KB/s once the "
+                                                                         "Hyper-V role is on), virtio elsewhere.")
 
 
 class Domain(Strict):

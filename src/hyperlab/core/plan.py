@@ -84,6 +84,8 @@ class PlanNode(Frozen):
     secure_boot: bool
     tpm: bool
     nested: bool
+    evmcs: bool  # Hyper-V's enlightened VMCS offered to the guest (nested Windows on Intel)
+    nic_model: Literal["virtio", "e1000e"]
     channel: Literal["agent", "winrm", "ssh"]
     roles: list[str]
     wave: int  # nodes of wave 0 boot first (domain controllers), then wave 1 in parallel
@@ -136,7 +138,8 @@ def _digest(*parts: str) -> str:
 
 
 def topology_hash(topology: Topology) -> str:
-    return _digest(topology.model_dump_json())[:16]
+    # defaults left out: a new optional field does not make every deployed instance another version
+    return _digest(topology.model_dump_json(exclude_defaults=True))[:16]
 
 
 def _mac(lab: str, instance: str, node: str, index: int, taken: set[str]) -> str:
@@ -273,6 +276,8 @@ def _plan_node(name: str, node: Node, nics: list[PlanNic], topo: Topology, prefi
         secure_boot=node.secure_boot,
         tpm=node.tpm,
         nested=node.nested,
+        evmcs=node.evmcs if node.evmcs is not None else node.nested and spec.os == "windows" and facts.cpu_vendor == "intel",
+        nic_model=node.nic_model or ("e1000e" if node.nested and spec.os == "windows" else "virtio"),
         channel=node.channel,
         roles=list(node.roles),
         wave=0 if "domain-controller" in node.roles else 1,

@@ -17,9 +17,8 @@ import re
 import shutil
 import stat
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hyperlab.core.catalog import IMAGES
 from hyperlab.core.load import LoadedLab
@@ -32,9 +31,8 @@ from hyperlab.host.facts import cpu_vendor
 from hyperlab.host.hostnet import BRNF_SYSCTL
 from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.images.test_guest import detect
-
-Level = Literal["ok", "info", "warn", "fail"]
-LABELS: dict[str, str] = {"ok": "ok", "info": "info", "warn": "warn", "fail": "FAIL"}
+from hyperlab.ops.doctor_model import Finding, Needs, any_failed, lab_needs
+from hyperlab.ops.doctor_nesting import check_evmcs, check_nested
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -57,80 +55,6 @@ OVMF_FILES = ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd")
 OVMF_SECURE_FILES = ("OVMF_CODE_4M.ms.fd", "OVMF_VARS_4M.ms.fd")
 FIRMWARE_DESCRIPTORS = Path("/usr/share/qemu/firmware")  # what libvirt's firmware="efi" autoselection reads
 KVM_FIX = "chown root:kvm /dev/kvm && chmod 0660 /dev/kvm"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's outcome. `ok` is False for problems; `level` refines it: ok/info, or warn/fail.
-
-    Only `fail` makes `lab doctor` exit 1: a warning (software emulation) still lets labs run.
-    """
-
-    ok: bool
-    what: str
-    detail: str
-    fix: str | None = None
-    level: Level = field(default=None)  # type: ignore[arg-type]  # filled from `ok` when not given
-
-    def __post_init__(self) -> None:
-        level = self.level or ("ok" if self.ok else "fail")
-        if (level in ("ok", "info")) != self.ok:
-            raise ValueError(f"level {level!r} contradicts ok={self.ok}")
-        object.__setattr__(self, "level", level)
-
-    @property
-    def label(self) -> str:
-        return LABELS[self.level]
-
-    @property
-    def failed(self) -> bool:
-        return self.level == "fail"
-
-    def line(self) -> str:
-        """`FAIL image tiny: not in the store ...; fix: lab image build tiny` (one line)."""
-        text = f"{self.label} {self.what}: {self.detail}"
-        return f"{text}; fix: {self.fix}" if self.fix else text
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.label}
-
-
-def any_failed(findings: list[Finding]) -> bool:
-    return any(f.failed for f in findings)
-
-
-# ------------------------------------------------------------------------------ lab needs
-
-
-@dataclass(frozen=True)
-class Needs:
-    """What a lab asks of the host, read from its topology (pure)."""
-
-    nodes: tuple[str, ...]
-    memory: int  # sum of the nodes' memory (nested guests live inside it)
-    images: tuple[str, ...]  # catalog images: every node's, and nested guests' when hyperlab builds them
-    nested: tuple[str, ...]
-    uefi: tuple[str, ...]
-    secure_boot: tuple[str, ...]
-    tpm: tuple[str, ...]
-    nested_windows: tuple[str, ...] = ()  # Hyper-V hosts: they need real VT-x/AMD-V, which emulation lacks
-
-
-def lab_needs(loaded: LoadedLab) -> Needs:
-    nodes = loaded.topology.topology.nodes
-    images = {n.image for n in nodes.values()} | {d.image for n in nodes.values() for d in n.disks if d.image}
-    images |= {g.image for g in loaded.lab.guests.values() if g.image in IMAGES}
-    return Needs(
-        nodes=tuple(nodes),
-        memory=sum(n.memory for n in nodes.values()),
-        images=tuple(sorted(images)),
-        nested=tuple(name for name, n in nodes.items() if n.nested),
-        uefi=tuple(name for name, n in nodes.items() if n.firmware == "uefi"),
-        secure_boot=tuple(name for name, n in nodes.items() if n.secure_boot),
-        tpm=tuple(name for name, n in nodes.items() if n.tpm),
-        nested_windows=tuple(name for name, n in nodes.items()
-                             if n.nested and n.image in IMAGES and IMAGES[n.image].os == "windows"),
-    )
 
 
 def build_space(image: str) -> int:
@@ -313,30 +237,6 @@ def check_kvm_access(device: Path = KVM_DEVICE, conf: Path = QEMU_CONF) -> Findi
                    "call (~60 s per define)", fix)
 
 
-def check_nested(needs: Needs, accel: str, sys_module: Path = Path("/sys/module")) -> Finding:
-    names = ", ".join(needs.nested)
-    if accel != "kvm" and needs.nested_windows:
-        # QEMU's emulator has no VT-x/AMD-V: Hyper-V refuses to start its hypervisor there.
-        return Finding(False, "nested virtualization", f"{', '.join(needs.nested_windows)} run Hyper-V, which needs "
-                       "hardware virtualization; software emulation cannot provide it",
-                       "use a host where KVM works (lab doctor --recheck shows why it does not here)")
-    if accel != "kvm":
-        return Finding(True, "nested virtualization", f"{names}: not needed under software emulation "
-                       "(their guests are emulated too)", level="info")
-    module = "kvm_amd" if cpu_vendor() == "amd" else "kvm_intel"
-    fix = (f'echo "options {module} nested=1" > /etc/modprobe.d/kvm.conf && modprobe -r {module} && modprobe {module}'
-           " (with no guest running)")
-    path = sys_module / module / "parameters" / "nested"
-    try:
-        value = path.read_text().strip()
-    except OSError:
-        return Finding(False, "nested virtualization", f"{names} host guests but {module} is not loaded ({path} missing)",
-                       fix)
-    if value in ("Y", "y", "1"):
-        return Finding(True, "nested virtualization", f"{module} nested={value}: {names} can host guests")
-    return Finding(False, "nested virtualization", f"{module} nested={value}: {names} cannot host guests under KVM", fix)
-
-
 def check_ovmf(needs: Needs, ovmf_dir: Path = OVMF_DIR, descriptors: Path = FIRMWARE_DESCRIPTORS) -> Finding:
     wanted = list(OVMF_FILES) + (list(OVMF_SECURE_FILES) if needs.secure_boot else [])
     missing = [name for name in wanted if not (ovmf_dir / name).is_file()]
@@ -457,6 +357,8 @@ def diagnose(
         needs = lab_needs(loaded)
         if needs.nested:
             findings.append(check_nested(needs, accel_used))
+        if needs.nested_windows and accel_used == "kvm":
+            findings.append(check_evmcs(needs, cpu_vendor()))
         if needs.uefi:
             findings.append(check_ovmf(needs))
         if needs.tpm:

@@ -50,7 +50,7 @@ def domain_xml(plan: Plan, node: PlanNode) -> str:
         for name, value in sorted(node.credentials.items()):
             _sub(oem, "entry", f"io.systemd.credential.binary:{name}={value}")
     _os(domain, node)
-    _features(domain, plan.accel, windows=windows, evmcs=node.nested and plan.cpu_vendor == "intel",
+    _features(domain, plan.accel, windows=windows, evmcs=node.evmcs,
               smm=node.secure_boot)
     _cpu(domain, plan.accel, nested=node.nested, vendor=plan.cpu_vendor)
     _clock(domain, windows)
@@ -64,7 +64,7 @@ def domain_xml(plan: Plan, node: PlanNode) -> str:
         interface = _sub(devices, "interface", type="network")
         _sub(interface, "mac", address=nic.mac)
         _sub(interface, "source", network=nic.libvirt_network)
-        _sub(interface, "model", type="virtio")
+        _sub(interface, "model", type=node.nic_model)
         _sub(interface, "address", type="pci", domain="0x0000", bus="0x00", slot=f"0x{nic.pci_slot:02x}", function="0x0")
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "target", port="0")
