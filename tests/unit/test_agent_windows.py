@@ -94,11 +94,12 @@ def test_the_script_reaches_powershell_whole_whatever_it_holds(monkeypatch: pyte
     result = channel(monkeypatch, fake).run(script)
     assert result.stdout == "é\n" and result.exit_code == 0
     [wrapper] = fake.scripts
-    assert "$input | & { " + script + "\n} 2>&1" in wrapper
+    assert "$input | & {\n" + script + "\n$global:hlLast = $?\n} *>&1" in wrapper
     assert "C:\\Windows\\Temp\\hyperlab-exec-" in wrapper and wrapper.rstrip().endswith("exit $hlCode")
 
 
 def test_an_argv_is_run_with_each_argument_quoted_once(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeWindowsAgent(b"ok\n", b"", 0)
     channel(monkeypatch, fake).run(["C:\\Program Files\\x.exe", "it's", "$env:PATH"])
-    assert "& 'C:\\Program Files\\x.exe' 'it''s' '$env:PATH'" in fake.scripts[0]
+    assert ("& (Get-Command -CommandType Application -Name 'C:\\Program Files\\x.exe' -ErrorAction Stop | Select-Object -First 1)"
+            " 'it''s' '$env:PATH'") in fake.scripts[0]

@@ -148,16 +148,17 @@ def test_replication_is_read_through_the_classes_own_property_names() -> None:
 
 def test_the_hyperv_start_state_proves_the_hypervisor_runs_before_it_says_ready() -> None:
     """A host whose KVM passes no virtualization through installs the role and reboots fine; only
-    a VM shows it. The second run must check HypervisorPresent and create (then remove) a VM
-    before it writes its done marker, and fail with the reason otherwise. (Not run on Windows.)"""
+    a running VM shows it. The second run must start (then remove) a throw-away VM before it writes
+    its done marker, and fail with the reason otherwise. (Not run on Windows.)"""
     text = (LAB / "start" / "install-hyperv.ps1").read_text(encoding="utf-8")
     after_reboot = text[text.index("if (-not $feature.Installed)"):]
-    order = [after_reboot.index(s) for s in ("return\n}", "HypervisorPresent", "New-VM -Name $probe", "Remove-VM -Name $probe",
+    order = [after_reboot.index(s) for s in ("return\n}", "New-VM -Name $probe", "Start-VM -Name $probe", "Remove-VM -Name $probe",
                                                "Set-Content -Path $DoneMarker")]
     assert order == sorted(order), order
     probe = after_reboot[after_reboot.index("try {"):after_reboot.index("Set-VMHost")]
-    assert "finally {" in probe and "Remove-VM" in probe.split("finally {", 1)[1]  # removed even when creation fails
-    assert 'throw "the Hyper-V role is installed but no hypervisor runs' in after_reboot
+    cleanup = probe.split("finally {", 1)[1]
+    assert "Stop-VM" in cleanup and "Remove-VM" in cleanup and "Remove-Item" in cleanup  # even when it fails
+    assert 'throw "the Hyper-V role is installed but cannot start a VM' in after_reboot
     root = PARSER.parse(text.encode("utf-8")).root_node
     assert not root.has_error
 

@@ -244,7 +244,7 @@ def test_evmcs_is_said_per_cpu_with_the_fix_in_the_topology(tmp_path: Path) -> N
     assert check_evmcs(off, "intel", tmp_path, cpuinfo).level == "info"
     assert check_evmcs(n, "amd", tmp_path, cpuinfo).level == "info"  # the default is off on AMD
     forced = check_evmcs(needs(nested=("SVR1",), nested_windows=("SVR1",), evmcs={"SVR1": True}), "amd", tmp_path, cpuinfo)
-    assert not forced.ok and forced.fix == "set `evmcs: false` on SVR1 in the topology"
+    assert forced.level == "info" and "left out" in forced.detail  # the plan drops it: QEMU would refuse the domain
 
 
 def test_nested_windows_nodes_get_e1000e_and_evmcs_by_default_and_the_topology_decides() -> None:
@@ -254,6 +254,12 @@ def test_nested_windows_nodes_get_e1000e_and_evmcs_by_default_and_the_topology_d
     intel = plan(loaded, "t", HostFacts(cpu_vendor="intel"))
     amd = plan(loaded, "t", HostFacts(cpu_vendor="amd"))
     assert (intel.node("SVR1").nic_model, intel.node("SVR1").evmcs, amd.node("SVR1").evmcs) == ("e1000e", True, False)
+    topo = loaded.topology.topology
+    nodes = {name: n.model_copy(update={"evmcs": True}) if name in ("SVR1", "DC1") else n for name, n in topo.nodes.items()}
+    forced = topo.model_copy(update={"nodes": nodes})
+    loaded_forced = type(loaded)(loaded.lab, loaded.source, type(loaded.topology)(forced, loaded.topology.source))
+    assert plan(loaded_forced, "t", HostFacts(cpu_vendor="amd")).node("SVR1").evmcs is False  # Intel only
+    assert plan(loaded_forced, "t", HostFacts(cpu_vendor="intel")).node("DC1").evmcs is False  # nested Windows only
     assert (intel.node("DC1").nic_model, intel.node("DC1").evmcs) == ("virtio", False)
     linux = plan(load_lab("chapter-2-linux", ROOT), "t", HostFacts(cpu_vendor="intel"))
     assert (linux.node("SVR1").nic_model, linux.node("SVR1").evmcs) == ("virtio", False)

@@ -147,6 +147,7 @@ def test_roster_reads_defaults_comments_and_a_bom(tmp_path: Path) -> None:
     ("student,instance\nkim\0,kim\n", "2:4: a control character (\\x00) in the roster; remove it"),
     ('student,instance\n"kim\nlee",lee\n', "2:1: not a CSV line (unexpected end of data); a quoted cell must end on its line"),
     ("student,instance\nKim Minji,kim\nKim_Minji,minji\n", "3:1: 'Kim_Minji' and the student of line 2 get the same file name (Kim_Minji.json)"),
+    ("student,instance\nKim\u00a0Minji,kim\nLee\u202eilJ,lee\n", "3:4: a control character (\\u202e) in the roster; remove it"),
     ("student;instance\nkim;kim\n", "1:1: the columns are separated by ';'; save the roster as CSV"),
     ("student\tinstance\nkim\tkim\n", "1:1: the columns are separated by '\\t'"),
     ("student,instance\n" + "k" * 300 + ",kim\n", "2:1: cell 1 has 300 characters; a roster cell has at most 200"),

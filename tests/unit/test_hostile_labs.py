@@ -135,3 +135,24 @@ def test_only_a_lab_yaml_touches_instances(checkout: Path) -> None:
         message = refused(command[0], str(draft), *command[1:])
         assert message == ("error: labs/alpha/draft.yaml: only a lab folder's lab.yaml is deployed, checked or graded; "
                            "put it at labs/chapter-1/lab.yaml (validate, plan and diagram take any file)"), command
+
+
+def test_a_lab_is_validated_from_inside_its_own_folder(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder rule reads the folder's name from the absolute path: lab.yaml's parent is '' here."""
+    monkeypatch.chdir(checkout / "labs" / "alpha")
+    result = run_lab("validate", "lab.yaml")
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def test_text_with_no_break_and_ideographic_spaces_is_text(checkout: Path) -> None:
+    lab = checkout / "labs" / "alpha" / "lab.yaml"
+    lab.write_text(LAB.replace("title: {ko: 가, en: A}", 'title: {ko: "가\u3000나", en: "A\u00a0B"}'))
+    assert run_lab("validate", "alpha").exit_code == 0
+
+
+def test_a_key_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    from hyperlab.grading import evidence
+
+    # /proc takes no new folders, not even root's: as an unprivileged user's /var/lib/hyperlab
+    with pytest.raises(evidence.EvidenceError, match="cannot make the grading key /proc/hyperlab-test/grading.key"):
+        evidence.load_key(Path("/proc/hyperlab-test/grading.key"), create=True)

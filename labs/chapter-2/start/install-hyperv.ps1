@@ -72,18 +72,19 @@ if (-not $feature.Installed) {
 
 # After the reboot: the hypervisor must really run. On a KVM host without working nesting (no
 # vmx/svm passed through, an eVMCS the CPU cannot do) the role installs and reboots fine, and only
-# the student's `guests` step would find out: prove it here with a throw-away VM, and fail with why.
-$system = Get-CimInstance -ClassName Win32_ComputerSystem
-if (-not $system.HypervisorPresent) {
-    throw "the Hyper-V role is installed but no hypervisor runs after the reboot (HypervisorPresent is False): the KVM host does not pass virtualization through to $env:COMPUTERNAME (see lab doctor: nested virtualization)"
-}
+# the student's `guests` step would find out: start a throw-away VM (New-VM alone only writes its
+# configuration; HypervisorPresent is true in any KVM guest), and fail with Hyper-V's reason.
 $probe = "hyperlab-probe-$PID"
+$probePath = Join-Path $env:TEMP $probe
 try {
-    New-VM -Name $probe -MemoryStartupBytes 32MB -NoVHD -Generation 2 -Path $env:TEMP -ErrorAction Stop | Out-Null
+    New-VM -Name $probe -MemoryStartupBytes 32MB -NoVHD -Generation 2 -Path $probePath -ErrorAction Stop | Out-Null
+    Start-VM -Name $probe -ErrorAction Stop
 } catch {
-    throw "the hypervisor runs but cannot create a VM: $($_.Exception.Message)"
+    throw "the Hyper-V role is installed but cannot start a VM on $env:COMPUTERNAME, so the KVM host does not pass virtualization through (see lab doctor: nested virtualization): $($_.Exception.Message)"
 } finally {
+    Stop-VM -Name $probe -TurnOff -Force -ErrorAction SilentlyContinue
     Remove-VM -Name $probe -Force -ErrorAction SilentlyContinue
+    Remove-Item -Recurse -Force -Path $probePath -ErrorAction SilentlyContinue
 }
 Set-VMHost -VirtualMachinePath 'C:\Hyper-V' -VirtualHardDiskPath 'C:\Hyper-V\VHDs'
 # The startup task and the framework's own re-run (hyperlab.reboots) may both get here: tolerate the other.

@@ -5,6 +5,8 @@ Library code raises `LabError` with every problem it found; only the CLI prints 
 
 from __future__ import annotations
 
+import unicodedata
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +22,16 @@ class Problem:
         return f"{printable(self.file)}:{self.line}:{self.column}: {printable(self.message)}"
 
 
+def is_control(c: str) -> bool:
+    """What may not reach a terminal raw: C0/C1 controls, line and paragraph separators, and the
+    bidirectional overrides that reorder what a reader sees. (A no-break or ideographic space is text.)"""
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp") or "\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069"
+
+
 def printable(text: str) -> str:
     """Control characters escaped (a newline as \\n, ESC as \\x1b): a file name or a key from the
     user reaches the terminal as one line that cannot move the cursor or recolour it."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(repr(c)[1:-1] if is_control(c) else c for c in text)
 
 
 class LabError(Exception):

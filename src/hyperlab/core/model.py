@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 
+from hyperlab.core.errors import is_control
 from hyperlab.core.units import format_size, parse_size
 
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
@@ -133,7 +134,7 @@ class Strict(BaseModel):
 def _readable(value: str) -> str:
     """Course text is printed to terminals and pages: a YAML escape such as "\\e[31m" may not
     smuggle a control character into it (line breaks and tabs are text)."""
-    bad = next((c for c in value if not c.isprintable() and c not in "\n\t"), None)
+    bad = next((c for c in value if is_control(c) and c not in "\n\t"), None)
     if bad is not None:
         raise ValueError(f"the control character {bad!r} is not course text; remove it")
     return value

@@ -276,7 +276,8 @@ def _plan_node(name: str, node: Node, nics: list[PlanNic], topo: Topology, prefi
         secure_boot=node.secure_boot,
         tpm=node.tpm,
         nested=node.nested,
-        evmcs=node.evmcs if node.evmcs is not None else node.nested and spec.os == "windows" and facts.cpu_vendor == "intel",
+        # enlightened VMCS exists on Intel only: an explicit `evmcs: true` elsewhere would stop QEMU (lab doctor says so)
+        evmcs=(node.evmcs is not False) and node.nested and spec.os == "windows" and facts.cpu_vendor == "intel",
         nic_model=node.nic_model or ("e1000e" if node.nested and spec.os == "windows" else "virtio"),
         channel=node.channel,
         roles=list(node.roles),

@@ -50,7 +50,7 @@ def _network_class_problem(cidr: IPv4Network) -> str | None:
 
 def topology_problems(topo: Topology, src: Source) -> list[Problem]:
     problems: list[Problem] = []
-    if src.path.parent.name == "topologies" and topo.name != src.path.stem:
+    if src.path.absolute().parent.name == "topologies" and topo.name != src.path.stem:
         # labs find a topology by its file's name; its objects are named by `name`
         problems.append(src.problem(("name",), f"name {topo.name!r} differs from the file {src.path.name}; "
                                                f"a topology's name is its file's: write name: {src.path.stem}"))
@@ -137,7 +137,9 @@ def _node_rules(topo: Topology, src: Source) -> list[Problem]:
         folder = src.path.parent
         for i, script in enumerate(node.first_boot):
             found = inside(folder, script)
-            if Path(script).is_absolute():
+            if not script.strip():
+                problems.append(src.problem((*at, "first_boot", i), f"nodes.{name}.first_boot: an empty path; name a script"))
+            elif Path(script).is_absolute():
                 # It would exist on this machine only; the lab must carry its scripts.
                 problems.append(src.problem((*at, "first_boot", i), f"nodes.{name}.first_boot: {script} must be a path relative to {src.path.name}"))
             elif found is None:
@@ -200,9 +202,10 @@ def _identity_rules(lab: Lab, src: Source) -> list[Problem]:
     """A lab's id names every libvirt object it owns: labs/alpha/lab.yaml may not call itself
     chapter-1 and so plan (and own, and remove) chapter-1's instances."""
     problems = []
-    if src.path.name == "lab.yaml" and lab.id != src.path.parent.name:
-        problems.append(src.problem(("id",), f"id {lab.id!r} differs from the lab's folder {src.path.parent.name!r}; "
-                                             f"a lab's id is its folder's name: write id: {src.path.parent.name}"))
+    folder = src.path.absolute().parent.name  # `lab validate lab.yaml` from inside the folder: parent is ''
+    if src.path.name == "lab.yaml" and lab.id != folder:
+        problems.append(src.problem(("id",), f"id {lab.id!r} differs from the lab's folder {folder!r}; "
+                                             f"a lab's id is its folder's name: write id: {folder}"))
     for name in lab.variables:
         if not VARIABLE_NAME.fullmatch(name):
             problems.append(src.problem(("variables", name), f"variables: {name!r} is not a variable name; use letters, digits "

@@ -46,8 +46,12 @@ def load_key(path: Path, *, create: bool) -> bytes:
             raise EvidenceError(f"no grading key at {path}; the key that signed the file is needed "
                                 f"(--key FILE or {KEY_ENV})") from None
         key = secrets.token_bytes(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, key.hex() + "\n", mode=0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, key.hex() + "\n", mode=0o600)
+        except OSError as exc:
+            raise EvidenceError(f"cannot make the grading key {path}: {exc.strerror or exc} (run as root, or give "
+                                f"--key FILE or {KEY_ENV})") from None
     except ValueError:
         raise EvidenceError(f"{path} is not a grading key (64 hex digits expected)") from None
     except OSError as exc:

@@ -14,7 +14,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperlab.core.errors import LabError, Problem, display_path, printable
+from hyperlab.core.errors import LabError, Problem, display_path, is_control, printable
 from hyperlab.guest.base import CHANNELS
 from hyperlab.host.conn import DEFAULT_URI
 from hyperlab.core.model import check_id, check_uri
@@ -62,7 +62,7 @@ def _text(path: Path, where: str) -> str:
         raise LabError([Problem(where, at_line, column, f"byte {raw[exc.start]:#04x} is not UTF-8; save the roster as "
                                                      "CSV UTF-8")]) from None
     for number, line in enumerate(text.split("\n"), 1):
-        bad = next((i for i, c in enumerate(line) if c == "\0" or (not c.isprintable() and c not in "\t\r")), None)
+        bad = next((i for i, c in enumerate(line) if is_control(c) and c not in "\t\r"), None)
         if bad is not None:
             raise LabError([Problem(where, number, bad + 1, f"a control character ({printable(line[bad])}) in the roster; "
                                                             "remove it")])

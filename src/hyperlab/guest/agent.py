@@ -168,24 +168,40 @@ def _ps_quote(text: str) -> str:
 
 
 def windows_spooled(command: str | list[str], spool: str) -> list[str]:
-    """PowerShell that runs `command` (a script, or an argv run with `&`) with its output streams in
-    `spool`.out and `spool`.err as UTF-8, and exits with the command's exit code. Encoded as
-    -EncodedCommand (UTF-16LE, base64): the script travels through no quoting at all."""
-    script = command if isinstance(command, str) else "& " + " ".join(_ps_quote(a) for a in command)
+    """PowerShell that runs `command` with its output in `spool`.out and `spool`.err (UTF-8), and
+    exits as `powershell -Command` would: `exit N` gives N, else 0 or 1 from the last statement.
+
+    A script runs as written; an argv runs its program (an application, never an alias or a
+    cmdlet of the same name). Every stream is taken (`*>&1`): error records go to .err, all the
+    rest through one `Out-String -Stream` (tables stay tables) to .out, each file written by one
+    writer that a `finally` closes, also after `exit`. Passed as -EncodedCommand (UTF-16LE, base64):
+    the script travels through no quoting at all.
+    """
+    if isinstance(command, str):
+        script = command
+    else:
+        script = (f"& (Get-Command -CommandType Application -Name {_ps_quote(command[0])} -ErrorAction Stop | "
+                  "Select-Object -First 1) " + " ".join(_ps_quote(a) for a in command[1:]))
     wrapper = "\n".join([
         "$ProgressPreference = 'SilentlyContinue'",
         f"$hlOut = {_ps_quote(spool + '.out')}; $hlErr = {_ps_quote(spool + '.err')}",
         "$hlUtf8 = New-Object System.Text.UTF8Encoding $false",
-        "[IO.File]::WriteAllText($hlOut, ''); [IO.File]::WriteAllText($hlErr, '')",
-        "$global:LASTEXITCODE = 0",
+        "$hlOutW = New-Object System.IO.StreamWriter($hlOut, $false, $hlUtf8)",
+        "$hlErrW = New-Object System.IO.StreamWriter($hlErr, $false, $hlUtf8)",
+        "$global:hlLast = $true",
+        "$hlCode = 1",
         "try {",
-        "    $input | & { " + script + "\n} 2>&1 | ForEach-Object {",
-        "        if ($_ -is [System.Management.Automation.ErrorRecord]) { [IO.File]::AppendAllText($hlErr, \"$_`n\", $hlUtf8) }",
-        "        else { [IO.File]::AppendAllText($hlOut, ($_ | Out-String), $hlUtf8) }",
-        "    }",
-        "    $hlCode = if ($?) { $global:LASTEXITCODE } else { 1 }",
+        "    $input | & {",
+        script,
+        "$global:hlLast = $?",
+        "} *>&1 | ForEach-Object {",
+        "        if ($_ -is [System.Management.Automation.ErrorRecord]) { $hlErrW.WriteLine([string]$_) } else { $_ }",
+        "    } | Out-String -Stream | ForEach-Object { $hlOutW.WriteLine($_) }",
+        "    $hlCode = if ($global:hlLast) { 0 } else { 1 }",
         "} catch {",
-        "    [IO.File]::AppendAllText($hlErr, \"$_`n\", $hlUtf8); $hlCode = 1",
+        "    $hlErrW.WriteLine([string]$_)",
+        "} finally {",
+        "    $hlOutW.Close(); $hlErrW.Close()",
         "}",
         "exit $hlCode",
     ])

@@ -44,10 +44,8 @@ def check_evmcs(needs: Needs, vendor: str, sys_module: Path = Path("/sys/module"
     """Which Hyper-V hosts get the enlightened VMCS, and whether this CPU is one it fails on."""
     on = [name for name, value in needs.evmcs.items() if (value if value is not None else vendor == "intel")]
     if vendor == "amd":
-        if on:
-            return Finding(False, "Hyper-V enlightenments", f"{', '.join(on)} ask for evmcs, which AMD CPUs do not have",
-                           f"set `evmcs: false` on {', '.join(on)} in the topology")
-        return Finding(True, "Hyper-V enlightenments", f"{', '.join(needs.evmcs)}: no evmcs (AMD)", level="info")
+        asked = " (their `evmcs: true` is left out: AMD CPUs have no enlightened VMCS)" if on else ""
+        return Finding(True, "Hyper-V enlightenments", f"{', '.join(needs.evmcs)}: no evmcs on AMD{asked}", level="info")
     if not on:
         return Finding(True, "Hyper-V enlightenments", f"{', '.join(needs.evmcs)}: evmcs off (the topology says so)",
                        level="info")
