@@ -78,14 +78,6 @@ def output_file(path: Path, option: str) -> Path:
     return path
 
 
-def output_folder(path: Path, option: str) -> Path:
-    """A folder the command will fill (made if missing): it must not be a file."""
-    for part in (path, *path.parents):
-        if part.exists() and not part.is_dir():
-            raise UsageError(f"{option} {printable(str(path))}: {printable(str(part))} is a file, not a folder")
-    return path
-
-
 def reports_mistakes(func: F) -> F:
     """Turn user mistakes into one line each and exit code 2; never a traceback."""
 

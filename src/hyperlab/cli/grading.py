@@ -17,10 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperlab.cli.app import (ExitCode, InstanceOpt, LabArg, Session, app, check_instance, err, exit_with, host_errors,
-                              deployable, out, output_file, output_folder, reports_mistakes)
+                              deployable, out, output_file, reports_mistakes)
 from hyperlab.core.errors import LabError, UsageError
 from hyperlab.core.load import load_lab
 from hyperlab.core.model import check_uri
+from hyperlab.core.paths import output_folder
 from hyperlab.core.steps import unknown_step
 from hyperlab.grading import evidence
 from hyperlab.grading.document import RunDocument

@@ -12,9 +12,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from hyperlab.cli.app import InstanceOpt, JsonOpt, app, check_instance, err, out, output_file, output_folder, reports_mistakes
+from hyperlab.cli.app import InstanceOpt, JsonOpt, app, check_instance, err, out, output_file, reports_mistakes
 from hyperlab.core.errors import LabError, UsageError, display_path, printable
 from hyperlab.core.load import LoadedLab, find_root, lab_ids, load_any, load_lab
+from hyperlab.core.paths import output_folder
 from hyperlab.core.plan import HostFacts, Plan
 from hyperlab.core.plan import plan as make_plan
 from hyperlab.core.schema import SCHEMAS, schema_text

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hyperlab.core.errors import UsageError, printable
+
 
 def inside(folder: Path, relative: str) -> Path | None:
     """The file `relative` names under `folder`, symlinks followed; None when it would leave it."""
@@ -18,3 +20,12 @@ def inside(folder: Path, relative: str) -> Path | None:
     except (OSError, RuntimeError):  # a symlink loop
         return None
     return target if target.is_relative_to(root) else None
+
+
+def output_folder(path: Path, option: str, below: tuple[str, ...] = ()) -> Path:
+    """A folder a command will fill (made if missing), and the subfolders `below` it will make:
+    none of them, nor any folder above, may be a file. Checked before anything runs."""
+    for part in (*(path / b for b in below), path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise UsageError(f"{option} {printable(str(path))}: {printable(str(part))} is a file, not a folder")
+    return path

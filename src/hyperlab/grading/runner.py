@@ -18,6 +18,7 @@ import pytest
 from hyperlab.core.errors import LabError, UsageError
 from hyperlab.core.fanout import fan_out
 from hyperlab.core.load import LoadedLab, load_lab
+from hyperlab.core.paths import output_folder
 from hyperlab.grading import evidence
 from hyperlab.grading.discovery import checkers_dir, labs_under
 from hyperlab.grading.document import RunDocument, now_utc
@@ -69,9 +70,7 @@ def grade(loaded: LoadedLab, entries: list[Entry], out: Path, *, jobs: int = 4, 
     checkers_dir(loaded)  # a lab without checkers is refused before anything runs
     if jobs < 1 or jobs > 64:
         raise UsageError(f"-j must be 1 to 64, not {jobs}")
-    for part in (out / "evidence", out, *out.parents):
-        if part.exists() and not part.is_dir():
-            raise UsageError(f"--out {out}: {part} is a file, not a folder")
+    output_folder(out, "--out", below=("evidence",))
     try:
         evidence.load_key(evidence.key_path(key), create=True)  # made once here, not raced by the parallel runs
     except evidence.EvidenceError as exc:
