@@ -26,6 +26,7 @@ from hyperlab.core.load import LoadedLab, load_lab
 from hyperlab.core.model import check_id
 from hyperlab.core.plan import PlanNode
 from hyperlab.guest.base import ChannelError
+from hyperlab.guest.reboots import RebootFailed
 from hyperlab.guest.runner import NotReady, StartStateFailed
 from hyperlab.host.accel import AccelReport, AccelUnavailable
 from hyperlab.host.apply import GoldenImageProblem, StaleInstance
@@ -33,6 +34,7 @@ from hyperlab.host.conn import ForeignObject, HostProblem, connect
 from hyperlab.host.facts import host_plan
 from hyperlab.host.hostnet import HostNetError
 from hyperlab.host.instance_lock import InstanceBusy, changing
+from hyperlab.host.screen import ScreenFrozen
 from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.images.test_guest import resolve
 from hyperlab.ops.secrets import plan_for_up
@@ -111,7 +113,8 @@ def host_errors(func: F) -> F:
         except AccelUnavailable as exc:
             err.print(f"error: {printable(str(exc))}", markup=False)
             raise exit_with(ExitCode.USAGE) from None
-        except (HostProblem, GoldenImageProblem, ImageError, HostNetError, NotReady, StartStateFailed, ChannelError) as exc:
+        except (HostProblem, GoldenImageProblem, ImageError, HostNetError, NotReady, StartStateFailed, ChannelError,
+                RebootFailed, ScreenFrozen) as exc:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 err.print(f"error: {printable(line)}", markup=False)
             raise exit_with(ExitCode.FAILED) from None

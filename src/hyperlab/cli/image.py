@@ -18,10 +18,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.markup import escape
 from rich.table import Table
 
 from hyperlab.cli.app import ExitCode, err, out
 from hyperlab.core.catalog import IMAGES
+from hyperlab.core.errors import printable
 from hyperlab.core.units import human_size
 from hyperlab.images.common import BuildError
 from hyperlab.images.registry import builder, phases
@@ -75,12 +77,15 @@ def build(
     out_dir: Path | None = typer.Option(None, "--out", help="Windows --dry-run: folder for the media "
                                                             "(default: <store>/<name>.dry-run)"),
     vhdx: Path | None = typer.Option(None, "--vhdx", help="guest-vhdx: the sysprepped guest disk (a .vhdx file)"),
+    frozen_after: int | None = typer.Option(None, "--frozen-after", min=1, max=1440, metavar="MINUTES",
+                                            help="Windows: stop when the guest's screen has not changed for this "
+                                                 "long while its agent is silent (default: 20)"),
 ) -> None:
     """Build a golden image into the image store (needs root)."""
     if name not in IMAGES:
         fail(f"unknown image {name!r}; known images: {', '.join(IMAGES)}")
     windows_only = {"--iso": iso, "--virtio-iso": virtio_iso, "--password-file": password_file, "--out": out_dir,
-                    "--product-key": product_key}
+                    "--product-key": product_key, "--frozen-after": frozen_after}
     if vhdx is not None and name != "guest-vhdx":
         fail(f"--vhdx only applies to guest-vhdx, not {name}")
     if name == "guest-vhdx" and vhdx is None and not ImageStore().exists(name):
@@ -126,6 +131,7 @@ def build(
         console=out,
     )
     tasks = {p: progress.add_task(p, total=1.0, start=False) for p in phases(name)}
+    running: list[str] = []  # the phase under way, whose line shows the newest screenshot
 
     def on_progress(phase: str, fraction: float) -> None:
         task = tasks.get(phase)
@@ -133,14 +139,21 @@ def build(
             task = tasks[phase] = progress.add_task(phase, total=1.0)
         if not progress.tasks[task].started:
             progress.start_task(task)
-        progress.update(task, completed=fraction)
+        progress.update(task, completed=fraction, description=phase)
+        running[:] = [phase] if fraction < 1.0 else []
         if fraction >= 1.0:
             progress.stop_task(task)
+
+    def on_screen(path: Path, _changed: bool) -> None:
+        if running:
+            progress.update(tasks[running[0]], description=f"{running[0]}  screen: {escape(printable(str(path)))}")
 
     t0 = time.monotonic()
     extra: dict[str, object] = {}
     if name.startswith("windows-"):
-        extra = {"options": windows_options, "accel": _windows_accel(store)}
+        extra = {"options": windows_options, "accel": _windows_accel(store), "on_screen": on_screen}
+        if frozen_after is not None:
+            extra["frozen_after"] = frozen_after * 60.0
     if name == "guest-vhdx":
         extra = {"vhdx": vhdx}
     try:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hyperlab.guest.base import ChannelError, RunResult
+from hyperlab.host.screen import ScreenKeeper, check
 
 GONE_TIMEOUT = 180.0  # a requested reboot must take the agent away within this
 HANG_TIMEOUT = 600.0  # the agent must be back within this after it went away, else: hard reset
@@ -87,12 +88,18 @@ def wants_reboot(result: RunResult) -> bool:
 
 
 def wait_back(channel: Any, watch: RebootWatch, report: Callable[[str], None],
-              clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Drive `watch` against the real domain until the agent answers again."""
+              clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+              screen: ScreenKeeper | None = None) -> None:
+    """Drive `watch` against the real domain until the agent answers again.
+
+    With a `screen`, a reboot that sits on a frozen screen fails once the keeper says so
+    (ScreenFrozen, naming the screenshot), before the hang timeout's hard resets."""
     domain = channel.domain
     while True:
         running = bool(domain.isActive())
-        action = watch.step(clock(), running and channel.ping(), running)
+        agent = running and channel.ping()
+        check(screen, agent)
+        action = watch.step(clock(), agent, running)
         if action == "back":
             return
         if action == "reset":
@@ -105,15 +112,17 @@ def wait_back(channel: Any, watch: RebootWatch, report: Callable[[str], None],
 
 
 def run_surviving_reboots(channel: Any, command: list[str], report: Callable[[str], None], *, timeout: float = 1800,
-                          clock: Callable[[], float] = time.monotonic,
-                          sleep: Callable[[float], None] = time.sleep) -> RunResult:
+                          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                          screen: ScreenKeeper | None = None) -> RunResult:
     """Run `command` through the agent; across reboots, run it again until it finishes without one."""
     for run in range(1, MAX_RUNS + 1):
         try:
             result: RunResult = channel.run(command, timeout=timeout)
+            check(screen, True)  # it answered: a still screen so far was no hang
         except ChannelError:
             report("the guest rebooted during the script; waiting for it to come back")
-            wait_back(channel, RebootWatch(channel.node, clock(), "down"), report, clock, sleep)
+            check(screen, True)  # it answered until now; the count starts at its reboot
+            wait_back(channel, RebootWatch(channel.node, clock(), "down"), report, clock, sleep, screen)
             continue
         except Exception as exc:  # the agent restarted and forgot the command's pid (AgentCommandError)
             if "guest-exec-status" not in str(exc):
@@ -126,7 +135,7 @@ def run_surviving_reboots(channel: Any, command: list[str], report: Callable[[st
             break
         report("the script asks for a reboot: rebooting")
         _reboot(channel.domain)
-        wait_back(channel, RebootWatch(channel.node, clock()), report, clock, sleep)
+        wait_back(channel, RebootWatch(channel.node, clock()), report, clock, sleep, screen)
     raise RebootFailed(f"{channel.node}: the script still asked for a reboot after {MAX_RUNS} runs")
 
 

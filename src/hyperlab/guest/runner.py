@@ -19,6 +19,7 @@ from hyperlab.core.plan import PlanNode
 from hyperlab.guest.agent import AgentChannel, agent_channel
 from hyperlab.guest.base import RunResult
 from hyperlab.guest.reboots import run_surviving_reboots
+from hyperlab.host.screen import ScreenKeeper, check
 
 READY_MARKER = {"linux": "/run/hyperlab/ready", "windows": r"C:\hyperlab\ready"}
 STATE_DIR = {"linux": "/var/lib/hyperlab", "windows": r"C:\hyperlab"}
@@ -57,15 +58,19 @@ def is_ready(channel: AgentChannel) -> bool:
     return channel.ping() and guest_path_exists(channel, READY_MARKER[channel.os])
 
 
-def wait_ready(conn: libvirt.virConnect, node: PlanNode, timeout: float, progress: Progress = quiet) -> float:
-    """Seconds until the node was ready; NotReady when it stops or the time runs out."""
+def wait_ready(conn: libvirt.virConnect, node: PlanNode, timeout: float, progress: Progress = quiet,
+               screen: ScreenKeeper | None = None) -> float:
+    """Seconds until the node was ready; NotReady when it stops or the time runs out, ScreenFrozen
+    when its `screen` stood still while the agent was silent (a stuck OOBE page, a hung boot)."""
     start = time.monotonic()
     channel = agent_channel(conn, node)
     agent_seen = False
     while time.monotonic() - start < timeout:
         if not channel.domain.isActive():
             raise NotReady(f"{node.name} stopped while booting; see `lab console` or the log in /var/log/libvirt/qemu/{node.domain}.log")
-        if channel.ping():
+        answers = channel.ping()
+        check(screen, answers)
+        if answers:
             if not agent_seen:
                 agent_seen = True
                 progress(node.name, "agent answers")
@@ -82,10 +87,11 @@ def marker_path(os_name: str, key: str) -> str:
 
 
 def run_once(channel: AgentChannel, key: str, script: Path, values: dict[str, str],
-             report: Callable[[str], None] = lambda _what: None) -> RunResult | None:
+             report: Callable[[str], None] = lambda _what: None, screen: ScreenKeeper | None = None) -> RunResult | None:
     """Run a script in the guest unless the marker named `key` says it already ran there.
 
-    `values` are files the script finds in the guest's secrets folder (passwords, lab.env).
+    `values` are files the script finds in the guest's secrets folder (passwords, lab.env); a
+    Windows node's `screen` watches the reboots the script may cause.
     """
     os_name = channel.os
     state, secrets_dir = STATE_DIR[os_name], SECRETS_DIR[os_name]
@@ -104,7 +110,7 @@ def run_once(channel: AgentChannel, key: str, script: Path, values: dict[str, st
     command = (["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File", target]
                if os_name == "windows" else ["/bin/sh", target])
     # Windows scripts may reboot the guest (Hyper-V role, DC promotion): run them until they finish without one.
-    result = (run_surviving_reboots(channel, command, report, timeout=SCRIPT_TIMEOUT) if os_name == "windows"
+    result = (run_surviving_reboots(channel, command, report, timeout=SCRIPT_TIMEOUT, screen=screen) if os_name == "windows"
               else channel.run(command, timeout=SCRIPT_TIMEOUT))
     if not result.ok:
         raise StartStateFailed(f"{script.name} failed on {channel.node}:\n{result.summary()}")

@@ -14,6 +14,10 @@
  *
  * QEMU's multiboot loader enters at `start` in 32-bit protected mode, paging off, interrupts off;
  * the loader's GDT may be gone, so the program loads its own flat one before touching segments.
+ *
+ * Every line also goes to the VGA text screen (80x25 at 0xb8000, the mode the BIOS left), one row
+ * per line, from the top again after the last: a screen that visibly changes every 5 s, which
+ * the screenshot watchdog's tests need (hyperlab.host.screen). Guests without a VGA lose nothing.
  */
     .code32
     .set BASE, 0x100000
@@ -31,6 +35,7 @@ header:
     .long BASE + (start - header)
 start:
     cli
+    cld
     lgdt BASE + (gdtr - header)
     ljmp $0x08, $BASE + (flat - header)
 flat:
@@ -131,8 +136,9 @@ putdec:
     jnz 4b
     ret
 
-/* COM1: wait for an empty transmitter, then send %al */
+/* COM1: wait for an empty transmitter, then send %al; the screen gets it too */
 putc:
+    call vgac
     push %eax
     mov $0x3fd, %dx
 5:  in %dx, %al
@@ -141,6 +147,46 @@ putc:
     pop %eax
     mov $0x3f8, %dx
     out %al, %dx
+    ret
+
+/* %al on the VGA text screen: '\r' to column 0, '\n' to the next row (cleared first),
+ * anything else at the cursor; all registers kept */
+vgac:
+    push %eax
+    push %ebx
+    push %ecx
+    push %edi
+    cmp $'\r', %al
+    jne 6f
+    movl $0, BASE + (col - header)
+    jmp 9f
+6:  cmp $'\n', %al
+    jne 8f
+    mov BASE + (row - header), %eax
+    inc %eax
+    cmp $25, %eax
+    jb 7f
+    xor %eax, %eax
+7:  mov %eax, BASE + (row - header)
+    imul $160, %eax, %edi
+    add $0xb8000, %edi
+    mov $80, %ecx
+    mov $0x0720, %ax
+    rep stosw
+    jmp 9f
+8:  mov BASE + (col - header), %ecx
+    cmp $80, %ecx
+    jae 9f
+    mov BASE + (row - header), %ebx
+    imul $80, %ebx, %ebx
+    add %ecx, %ebx
+    mov $0x07, %ah
+    mov %ax, 0xb8000(,%ebx,2)
+    incl BASE + (col - header)
+9:  pop %edi
+    pop %ecx
+    pop %ebx
+    pop %eax
     ret
 
 timer:
@@ -165,6 +211,8 @@ idtr:
     .long BASE + (idt - header)
 ticks: .long 0
 next:  .long HZ * EVERY
+row:   .long 0
+col:   .long 0
 hello: .asciz "\r\nhyperlab-ticker: start\r\n"
 up:    .asciz "hyperlab-ticker: up "
 unit:  .asciz " s\r\n"

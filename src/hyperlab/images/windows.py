@@ -55,6 +55,7 @@ from hyperlab.core.catalog import IMAGES
 from hyperlab.guest.agent import AgentChannel, AgentCommandError
 from hyperlab.guest.base import ChannelError
 from hyperlab.host.conn import DEFAULT_URI, connect, lookup_domain
+from hyperlab.host.screen import FROZEN_AFTER, OnShot, ScreenFrozen, ScreenKeeper
 from hyperlab.images.answer_media import write_iso
 from hyperlab.images.common import BuildError, Progress, qemu_img_progress, run_logged
 from hyperlab.images.isofs import (
@@ -289,7 +290,10 @@ def dry_run(name: str, options: WindowsOptions, out: Path) -> list[Path]:
 
 def build_windows(store: ImageStore, name: str, options: WindowsOptions, *, progress: Progress | None = None,
                   force: bool = False, uri: str = DEFAULT_URI, accel: Literal["kvm", "tcg"] = "kvm",
-                  sleep: Callable[[float], None] = time.sleep) -> ImageManifest:
+                  sleep: Callable[[float], None] = time.sleep, on_screen: OnShot | None = None,
+                  frozen_after: float = FROZEN_AFTER) -> ImageManifest:
+    """Build (or resume building) `name`; screenshots go beside the build log (`<name>.screen-NNNN.png`,
+    each one to `on_screen`), and a screen frozen for `frozen_after` s while the agent is silent fails."""
     report = progress or (lambda _phase, _fraction: None)
     version = version_of(name)
     check_paths(options)
@@ -318,7 +322,12 @@ def build_windows(store: ImageStore, name: str, options: WindowsOptions, *, prog
         domain_name = f"hl-build-{name}"
         try:
             if state.phase != "sysprepped":
-                _install(conn, domain_name, work, options, answer_iso, disk, accel, state, state_path, report, sleep)
+                def keeper(domain: Any) -> ScreenKeeper:
+                    return ScreenKeeper(domain, domain_name, store.root, f"{name}.screen", on_shot=on_screen,
+                                        frozen_after=frozen_after)
+
+                _install(conn, domain_name, work, options, answer_iso, disk, accel, state, state_path, report, sleep,
+                         keeper)
                 state = BuildState(**{**asdict(state), "phase": "sysprepped"})
                 state.save(state_path)
         finally:
@@ -342,8 +351,9 @@ def build_windows(store: ImageStore, name: str, options: WindowsOptions, *, prog
 
 def _install(conn: Any, domain_name: str, work: Path, options: WindowsOptions, answer_iso: Path, disk: Path,
              accel: Literal["kvm", "tcg"], state: BuildState, state_path: Path, report: Progress,
-             sleep: Callable[[float], None]) -> None:
-    """Define (or find) the build domain and drive it with BuildWatch until sysprep powered it off."""
+             sleep: Callable[[float], None], keeper: Callable[[Any], ScreenKeeper]) -> None:
+    """Define (or find) the build domain and drive it with BuildWatch until sysprep powered it off,
+    its screen kept and watched by `keeper(domain)` all along."""
     xml = build_domain_xml(domain_name, disk, options.iso, options.virtio_iso, answer_iso, accel)
     domain = lookup_domain(conn, domain_name)
     if domain is not None and BUILD_DESCRIPTION not in domain.XMLDesc(0):
@@ -369,6 +379,13 @@ def _install(conn: Any, domain_name: str, work: Path, options: WindowsOptions, a
     if not domain.isActive():
         domain.create()
     channel = AgentChannel(domain, domain_name, "windows")
+    screen = keeper(domain)
+    with screen:
+        _drive(domain, domain_name, channel, watch, screen, clock, sleep)
+
+
+def _drive(domain: Any, domain_name: str, channel: AgentChannel, watch: BuildWatch, screen: ScreenKeeper,
+           clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
     try:
         while True:
             running = bool(domain.isActive())
@@ -378,10 +395,13 @@ def _install(conn: Any, domain_name: str, work: Path, options: WindowsOptions, a
                 if tick.agent and watch.phase == "agent":
                     tick.tools, tick.tools_error = _tools_state(channel)
             try:
+                screen.check(tick.agent or watch.phase == "sysprep")  # sysprep's screen may stand still
                 actions = watch.step(tick)
-            except BuildError as exc:
-                raise BuildError(f"{exc}; watch the guest's screen: virsh vncdisplay {domain_name}; "
-                                 f"the next run resumes from here") from None
+            except (BuildError, ScreenFrozen) as exc:
+                seen = f"the newest screenshot is {screen.latest}" if screen.latest and isinstance(exc, BuildError) else ""
+                raise BuildError("; ".join(part for part in (
+                    str(exc), seen, f"watch the guest's screen: virsh vncdisplay {domain_name}",
+                    "the next run resumes from here") if part)) from None
             for action in actions:
                 if action == "start":
                     domain.create()

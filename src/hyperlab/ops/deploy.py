@@ -25,7 +25,8 @@ from hyperlab.host import hostnet
 from hyperlab.host.apply import Change, converge, deployed, drop_node, start_domain, teardown
 from hyperlab.host.conn import lookup_domain
 from hyperlab.host.instance_files import save_overrides
-from hyperlab.ops.provision import provision
+from hyperlab.host.screen import ScreenKeeper, keeping
+from hyperlab.ops.provision import Screens, provision
 from hyperlab.ops.secrets import instance_secrets
 from hyperlab.ops.windows_media import ensure_unattend_media
 
@@ -52,18 +53,43 @@ def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: floa
     changes = converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
     ensure_unattend_media(loaded, plan, instance_secrets(plan), progress)
     save_overrides(plan.pool_path, variables or {})
-    for wave in plan.waves():
-        boot(conn, plan, wave, timeout, progress)
-    provision(conn, loaded, plan, None, progress)
+    screens = screen_keepers(conn, plan, [n.name for n in plan.nodes], progress)
+    with keeping(list(screens.values())):
+        for wave in plan.waves():
+            boot(conn, plan, wave, timeout, progress, screens)
+        provision(conn, loaded, plan, None, progress, screens)
     return changes
 
 
-def boot(conn: libvirt.virConnect, plan: Plan, names: list[str], timeout: float, progress: Progress = quiet) -> None:
+def screen_keepers(conn: libvirt.virConnect, plan: Plan, names: list[str], progress: Progress) -> dict[str, ScreenKeeper]:
+    """A screenshot keeper for each Windows node among `names` (`<instance folder>/<node>.screen-NNNN.png`).
+
+    Flat in the instance folder, not in a folder of their own: the folder is the instance's
+    storage pool, whose volumes `lab down` deletes one by one (libvirt cannot delete a full folder).
+    A changed screen is one progress line naming the PNG.
+    """
+    keepers = {}
+    for name in names:
+        node = plan.node(name)
+        domain = lookup_domain(conn, node.domain)
+        if node.os != "windows" or domain is None:
+            continue
+
+        def shown(path: object, changed: bool, name: str = name) -> None:
+            if changed:
+                progress(name, f"screen: {path}")
+
+        keepers[name] = ScreenKeeper(domain, name, plan.pool_path, f"{name}.screen", on_shot=shown)
+    return keepers
+
+
+def boot(conn: libvirt.virConnect, plan: Plan, names: list[str], timeout: float, progress: Progress = quiet,
+         screens: Screens | None = None) -> None:
     """Start the nodes that are not running, then wait for all of them to be ready, in parallel."""
     for name in names:
         if start_domain(conn, plan.node(name).domain):
             progress(name, "booting")
-    seconds = fan_out(lambda name: wait_ready(conn, plan.node(name), timeout, progress), names)
+    seconds = fan_out(lambda name: wait_ready(conn, plan.node(name), timeout, progress, (screens or {}).get(name)), names)
     for name, took in zip(names, seconds):
         progress(name, f"ready after {took:.1f}s")
 
@@ -83,8 +109,10 @@ def reset(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[s
         progress(name, "overlay removed")
     converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
     ensure_unattend_media(loaded, plan, instance_secrets(plan), progress)
-    boot(conn, plan, names, timeout, progress)
-    provision(conn, loaded, plan, set(names), progress)
+    screens = screen_keepers(conn, plan, names, progress)
+    with keeping(list(screens.values())):
+        boot(conn, plan, names, timeout, progress, screens)
+        provision(conn, loaded, plan, set(names), progress, screens)
 
 
 def status(conn: libvirt.virConnect, plan: Plan) -> list[NodeStatus]:
