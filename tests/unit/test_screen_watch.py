@@ -14,7 +14,7 @@ import libvirt
 import pytest
 from PIL import Image, ImageDraw
 
-from hyperlab.guest.reboots import RebootWatch, wait_back
+from hyperlab.guest.reboots import HANG_TIMEOUT, MAX_RESETS, RebootFailed, RebootWatch, wait_back
 from hyperlab.host.screen import ScreenFrozen, ScreenKeeper
 from hyperlab.images import windows
 from hyperlab.images.common import BuildError
@@ -111,8 +111,12 @@ def test_a_still_silent_screen_is_frozen_after_the_set_time_naming_the_newest_pn
         keeper.shoot()
         keeper.check(alive=False)
         clock.now += 60
-    assert keeper.latest == tmp_path / "DC1.screen-0011.png"
-    with pytest.raises(ScreenFrozen, match=r"DC1: the screen has not changed for 11 min .*/DC1.screen-0011.png"):
+    clock.now += 50
+    keeper.check(alive=False)  # 11 min 50 s since the last change, but no screenshot has shown it yet
+    clock.now -= 50
+    keeper.shoot()
+    assert keeper.latest == tmp_path / "DC1.screen-0012.png"
+    with pytest.raises(ScreenFrozen, match=r"DC1: the screen has not changed for 11 min .*/DC1.screen-0012.png"):
         keeper.check(alive=False)
 
 
@@ -132,6 +136,7 @@ def test_an_answering_agent_keeps_a_still_screen_from_being_frozen(tmp_path: Pat
         clock.now += 60
     keeper.check(alive=False)  # the agent just went away: the count starts now
     clock.now += 601
+    keeper.shoot()
     with pytest.raises(ScreenFrozen):
         keeper.check(alive=False)
 
@@ -204,6 +209,7 @@ class SilentChannel:
 
 def test_a_reboot_on_a_frozen_screen_fails_before_the_hang_timeouts_hard_resets(tmp_path: Path) -> None:
     keeper, clock = keeper_with(tmp_path, [text_screen(2)] * 100)
+    keeper.frozen_after = HANG_TIMEOUT / 2
     channel = SilentChannel(keeper.domain)
     keeper.domain.reset = lambda _flags: pytest.fail("reset before the frozen screen was reported")
 
@@ -215,6 +221,23 @@ def test_a_reboot_on_a_frozen_screen_fails_before_the_hang_timeouts_hard_resets(
     keeper.shoot()
     with pytest.raises(ScreenFrozen, match="HV1|DC1"):
         wait_back(channel, RebootWatch("HV1", clock(), "down"), lambda _m: None, clock, sleep, keeper)
+
+
+def test_a_guest_that_never_comes_back_is_reported_with_its_newest_screenshot(tmp_path: Path) -> None:
+    keeper, clock = keeper_with(tmp_path, [text_screen(n % 3) for n in range(100)])  # changes: never frozen
+    channel = SilentChannel(keeper.domain)
+    resets: list[int] = []
+    keeper.domain.reset = resets.append
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+        if clock.now % 60 < seconds:
+            keeper.shoot()
+
+    keeper.shoot()
+    with pytest.raises(RebootFailed, match=r"did not come back from its reboot .* the newest screenshot is .*DC1.screen-"):
+        wait_back(channel, RebootWatch("HV1", clock(), "down"), lambda _m: None, clock, sleep, keeper)
+    assert len(resets) == MAX_RESETS
 
 
 class BuildDomain(FakeDomain):

@@ -93,13 +93,19 @@ def wait_back(channel: Any, watch: RebootWatch, report: Callable[[str], None],
     """Drive `watch` against the real domain until the agent answers again.
 
     With a `screen`, a reboot that sits on a frozen screen fails once the keeper says so
-    (ScreenFrozen, naming the screenshot), before the hang timeout's hard resets."""
+    (ScreenFrozen, naming the screenshot; before the hard resets when its `frozen_after` is the
+    shorter), and a guest that never came back is reported with its newest screenshot."""
     domain = channel.domain
     while True:
         running = bool(domain.isActive())
         agent = running and channel.ping()
         check(screen, agent)
-        action = watch.step(clock(), agent, running)
+        try:
+            action = watch.step(clock(), agent, running)
+        except RebootFailed as exc:
+            if screen is None or screen.latest is None:
+                raise
+            raise RebootFailed(f"{exc}; the newest screenshot is {screen.latest}") from None
         if action == "back":
             return
         if action == "reset":

@@ -9,8 +9,9 @@ numbering on from an earlier run's) and remembers when the screen last changed
 (`hyperlab.render.screenshot.differs`: a blinking cursor is no change).
 
 The waiting loops call `check(alive)` as they poll. It raises ScreenFrozen, naming the newest
-PNG, once the screen has not changed for `frozen_after` seconds while the guest gave no other sign
-of life. Its agent answering is such a sign: a DC promotion runs for minutes behind an unchanging
+PNG, once a screenshot taken `frozen_after` seconds or more after the last change still shows no
+change, while the guest gave no other sign of life: the screenshots are the evidence, so a check
+that happens to run just before the next screenshot never calls a screen frozen too early. Its agent answering is such a sign: a DC promotion runs for minutes behind an unchanging
 logon screen, so `check(alive=True)` starts the count again. A guest that is off (between the
 reboots of a build) is not frozen either; the loops that restart it judge that.
 
@@ -88,7 +89,7 @@ class ScreenKeeper:
         self.failure: str | None = None  # why the last screenshot could not be taken
         self._lock = threading.Lock()
         self._reference: Screen | None = None
-        self._changed_at = clock()
+        self._changed_at = self._shot_at = clock()
         self._number = self._last_number()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -119,6 +120,7 @@ class ScreenKeeper:
             changed = self._reference is None or differs(self._reference.image, screen.image)
             if changed:
                 self._reference, self._changed_at = screen, now
+            self._shot_at = now
             self._number += 1
             path = self._path(self._number)
             write_atomic(path, screen.png)
@@ -141,7 +143,7 @@ class ScreenKeeper:
         with self._lock:
             if self._reference is None:
                 return
-            still = self.clock() - self._changed_at
+            still = self._shot_at - self._changed_at  # what the screenshots show, not how long we waited
             latest = self.latest
         if still > self.frozen_after:
             raise ScreenFrozen(f"{self.label}: the screen has not changed for {_duration(still)} and the guest "
