@@ -72,6 +72,15 @@ def test_plan_writes_one_xml_file_per_libvirt_object(tmp_path: Path) -> None:
     (["up", "chapter-2-linux", "--var", "replication_interval_seconds=soon"],
      "error: --var replication_interval_seconds=soon: expected a whole number like 300"),
     (["up", "chapter-2-linux", "--var", "replication_interval_seconds"], "error: --var 'replication_interval_seconds': write NAME=VALUE"),
+    # what click itself refuses (a type, a range, a missing value, an unknown name): one line too, not a box
+    (["up", "chapter-2-linux", "--timeout", "soon"], "error: Invalid value for '--timeout'"),
+    (["acceptance", "chapter-2", "--frozen-after", "0"], "error: Invalid value for '--frozen-after'"),
+    (["check", "chapter-2", "--lang"], "error: Option '--lang' requires an argument"),
+    (["up"], "error: Missing argument 'lab'. (see: lab up --help)"),
+    (["up", "chapter-2", "--bogus"], "error: No such option: --bogus (see: lab up --help)"),
+    (["nosuch"], "error: No such command 'nosuch'. (see: lab --help)"),
+    (["image", "nosuch"], "error: No such command 'nosuch'. (see: lab image --help)"),
+    (["image", "build", "windows-server-2022", "--frozen-after", "x"], "error: Invalid value for '--frozen-after'"),
 ])
 def test_argument_mistakes_are_one_line_and_exit_2(args: list[str], message: str) -> None:
     result = run_lab(*args)

@@ -8,7 +8,6 @@ UTF-16LE XML with IMAGE/NAME and WINDOWS/EDITIONID, INSTALLATIONTYPE).
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
@@ -31,43 +30,11 @@ from hyperlab.render.unattend import decode_password
 from hyperlab.ops.windows_media import ensure_unattend_media, oem_files
 from hyperlab.render.node_media import media_files
 from tests.unit.clihelp import run_lab
+from tests.unit.winmedia import IMAGES_XML, fake_wim, windows_like_iso
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_xorriso = pytest.mark.skipif(shutil.which("xorriso") is None, reason="xorriso not installed (scripts/packages/host.txt)")
 needs_genisoimage = pytest.mark.skipif(shutil.which("genisoimage") is None, reason="genisoimage not installed")
-
-IMAGES_XML = """<WIM><TOTALBYTES>1</TOTALBYTES>
-<IMAGE INDEX="1"><NAME>Windows Server 2022 SERVERSTANDARDCORE</NAME>
- <WINDOWS><EDITIONID>ServerStandardEval</EDITIONID><INSTALLATIONTYPE>Server Core</INSTALLATIONTYPE></WINDOWS></IMAGE>
-<IMAGE INDEX="2"><NAME>Windows Server 2022 SERVERSTANDARD</NAME>
- <WINDOWS><EDITIONID>ServerStandardEval</EDITIONID><INSTALLATIONTYPE>Server</INSTALLATIONTYPE></WINDOWS></IMAGE>
-<IMAGE INDEX="3"><NAME>Windows Server 2022 SERVERDATACENTERCORE</NAME>
- <WINDOWS><EDITIONID>ServerDatacenterEval</EDITIONID><INSTALLATIONTYPE>Server Core</INSTALLATIONTYPE></WINDOWS></IMAGE>
-<IMAGE INDEX="4"><NAME>Windows Server 2022 SERVERDATACENTER</NAME>
- <WINDOWS><EDITIONID>ServerDatacenterEval</EDITIONID><INSTALLATIONTYPE>Server</INSTALLATIONTYPE></WINDOWS></IMAGE>
-</WIM>"""
-
-
-def fake_wim() -> bytes:
-    xml = "\ufeff".encode("utf-16-le") + IMAGES_XML.encode("utf-16-le")
-    header = bytearray(208)
-    header[:8] = b"MSWIM\x00\x00\x00"
-    struct.pack_into("<I", header, 8, 208)
-    header[72:79] = len(xml).to_bytes(7, "little")
-    struct.pack_into("<QQ", header, 80, 208 + 8192, len(xml))
-    return bytes(header) + b"\x00" * 8192 + xml
-
-
-def windows_like_iso(tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    (root / "sources").mkdir(parents=True)
-    (root / "efi" / "microsoft" / "boot").mkdir(parents=True)
-    (root / "sources" / "install.wim").write_bytes(fake_wim())
-    (root / "setup.exe").write_bytes(b"MZ")
-    iso = tmp_path / "win.iso"
-    subprocess.run(["genisoimage", "-quiet", "-udf", "-J", "-o", str(iso), str(root)], check=True)
-    return iso
-
 
 # ------------------------------------------------------------------------------ answer media
 

@@ -9,8 +9,9 @@ puts them together.
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from enum import IntEnum
 from functools import wraps
@@ -19,6 +20,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # Typer 0.29 carries its own copy of click, whose exceptions these are; earlier ones use click's
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older Typer
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 from rich.markup import escape
 
 from hyperlab.core.errors import LabError, UsageError, printable
@@ -39,8 +46,37 @@ from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.images.test_guest import resolve
 from hyperlab.ops.secrets import plan_for_up
 
+class OneLineErrors(TyperGroup):
+    """Click's own refusals (a value of the wrong type, a missing value, an unknown option or command)
+    as one line naming the argument, exit 2, like every other mistake; Typer would draw a box."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        call = dict(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                    windows_expand_args=windows_expand_args, **extra)
+        if not standalone_mode:
+            return super().main(**call)
+        try:
+            code = super().main(**call)
+        except click_errors.NoArgsIsHelpError as exc:
+            print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            where = getattr(exc, "ctx", None)
+            hint = f" (see: {where.command_path} --help)" if where is not None else ""
+            message = " ".join(exc.format_message().split())  # click wraps long messages over lines
+            Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {printable(message)}{hint}",
+                                                                         markup=False)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            Console(stderr=True).print("aborted", markup=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="lab",
+    cls=OneLineErrors,
     help="hyperlab: deploy, check and grade virtualization lab exercises.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

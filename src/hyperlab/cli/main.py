@@ -7,9 +7,10 @@ from hyperlab.cli import labs  # list, validate, plan, schema, diagram
 from hyperlab.cli import deploy  # up, status, down, reset, exec, console
 from hyperlab.cli import doctor  # doctor
 from hyperlab.cli import grading  # check, grade, solve
+from hyperlab.cli import acceptance  # acceptance
 from hyperlab.cli.app import app
 from hyperlab.cli.image import image_app
 
 app.add_typer(image_app, name="image", help="Build and list golden images.")
 
-__all__ = ["app", "deploy", "doctor", "grading", "labs"]
+__all__ = ["acceptance", "app", "deploy", "doctor", "grading", "labs"]
