@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hyperlab.core.load import load_lab
-from hyperlab.ops.acceptance import AcceptanceOptions, Record, commands, redacted, verdict
+from hyperlab.ops.acceptance import AcceptanceOptions, Record, commands, manual_steps, redacted, verdict
 from tests.unit.clihelp import run_lab
 from tests.unit.winmedia import recorded_images_xml, windows_like_iso
 
@@ -118,6 +118,17 @@ def test_the_verdict_is_passed_only_when_every_step_passes_after_the_solutions()
     assert verdict(records(up=0, solve=0), None)[0] == "failed: check-after gave no result"
     assert verdict(records(up=0, solve=0, **{"check-after": 0}), {"steps": "garbage"})[0] == \
         "failed: check-after gave no result"
+    # steps done by hand (no reference solution) are kept, not judged; the rest must pass
+    by_hand = {"steps": [{"id": "a", "status": "PASS"}, {"id": "telnet", "status": "FAIL"}]}
+    assert verdict(failed_check, by_hand, frozenset({"telnet"})) == ("passed", 1, 1)
+    assert verdict(failed_check, by_hand)[0] == "failed: 1 of 2 steps pass after the solutions"
+    only_manual = {"steps": [{"id": "telnet", "status": "FAIL"}]}
+    assert verdict(failed_check, only_manual, frozenset({"telnet"}))[0].startswith("failed: 0 of 0")
+
+
+def test_chapter_2s_steps_inside_the_2003_guests_are_the_ones_done_by_hand() -> None:
+    loaded = load_lab(str(ROOT / "labs" / "chapter-2"))
+    assert manual_steps(loaded) == ["nat-addressing", "rras-nat", "telnet", "rdp-35000", "port-forwards"]
 
 
 def test_credentials_are_cut_out_of_qemu_logs() -> None:

@@ -40,7 +40,8 @@ def acceptance(
 ) -> None:
     """Build the lab's images from your media, bring the lab up, check, run every reference solution,
     check again, and write one archive (logs, screenshots, checkers' JSON, lab doctor, versions)
-    for the maintainers. Exit 0 only when every step passes at the end. Hours on a KVM host."""
+    for the maintainers. Exit 0 only when every step with a reference solution passes at the end.
+    Hours on a KVM host."""
     loaded = deployable(load_lab(lab))
     images = lab_needs(loaded).images
     windows = [name for name in images if IMAGES[name].builder.startswith("windows:")]
