@@ -1,5 +1,6 @@
-"""chapter-1 end to end, on two instances: `lab up` both; every step of the fresh one FAIL or BLOCKED;
-`lab solve` the other, every step PASS; `lab grade` over the two writes 100 and 0; `lab down` both.
+"""chapter-1 end to end, on two instances: `lab up` both; one step solved on one of them and that
+instance reset from its `start` checkpoint, after which it fails exactly as the cold one does;
+`lab solve` it, every step PASS; `lab grade` over the two writes 100 and 0; `lab down` both.
 
 HV1 is a Debian guest with libvirt; vm1 is a guest of HV1, booted with software emulation inside
 software emulation here, which takes minutes (twice: the reset step boots it again). The whole test
@@ -32,6 +33,7 @@ def ours(names: dict[str, set[str]]) -> set[str]:
 def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, lab_env: dict[str, str], tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from hyperlab.core.load import load_lab
+    from hyperlab.grading.runner import run_checks
     from hyperlab.grading.selftest import prove_checkers
     from hyperlab.host.facts import host_plan
     from hyperlab.ops.solve import solve
@@ -58,9 +60,16 @@ def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, l
         assert unpiped.stdout.strip() == "0", unpiped.stdout
         loaded = load_lab(LAB, ROOT)
         plan = host_plan(loaded, SOLVED)
+        # a student's first step, then `lab reset` from the start checkpoint: the proof below starts
+        # from the restored instance, and its first check must say what the cold FRESH one says
+        run_lab(lab_env, "solve", LAB, "--instance", SOLVED, "--step", "libvirt-running")
+        reset = run_lab(lab_env, "reset", LAB, "--instance", SOLVED)
+        assert "HV1: restored checkpoint start" in reset.stderr, reset.stderr
         before, after = prove_checkers(loaded, SOLVED, lambda steps: solve(conn, loaded, plan, steps),  # type: ignore[arg-type]
                                        tmp_path, key=lab_env["HYPERLAB_GRADING_KEY"])
         assert after.score == after.max == 100
+        cold = run_checks(loaded, FRESH, tmp_path / "cold.json", key=lab_env["HYPERLAB_GRADING_KEY"])
+        assert {s.id: s.status for s in before.steps} == {s.id: s.status for s in cold.steps}
 
         # `pytest checkers/` typed at the root, as an instructor does: every lab collects beside the
         # others, chapter-1 is checked against both its instances, and every other lab is either

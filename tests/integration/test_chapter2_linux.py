@@ -6,8 +6,10 @@ networking half of seed 004 (router, NAT, Telnet, RDP on 35000, port forwards), 
 virtualization half (migration settings, three kinds of live migration, replica, failover), with the
 replication interval shortened to 60 s by a lab variable.
 
-The check after `lab solve` is `lab grade` itself, over a roster of two students: the solved
-instance and one that was never deployed. A second deployed instance was measured here: the two
+Between the cold check and `lab solve`, one step is solved and the whole instance is reset from its
+`start` checkpoint (seconds, no boot): the checkers must then say exactly what they said cold, and
+everything after runs on the restored instance. The check after `lab solve` is `lab grade` itself,
+over a roster of two students: the solved instance and one that was never deployed. A second deployed instance was measured here: the two
 `lab up`s at once took 34 minutes beside the rest of the suite, which would take the suite past its
 hour; chapter-1's test grades two deployed instances, one fresh and one solved.
 """
@@ -54,6 +56,15 @@ def test_checkers_fail_fresh_pass_solved_and_grade(deployed: dict[str, str], tmp
     statuses = {s.id: s.status for s in before.steps}
     assert statuses["nat"] == statuses["port-forwards"] == statuses["shared-nothing"] == statuses["failover"] == "BLOCKED"
     assert statuses["router-addressing"] == statuses["domain-join"] == "FAIL"
+
+    # A student's work, then `lab reset` of the whole instance: from the start checkpoint, in one cut,
+    # and the checkers see exactly what they saw on the cold instance
+    run_lab(deployed, "solve", LAB, "--instance", INSTANCE, "--step", "domain-join")
+    reset = run_lab(deployed, "reset", LAB, "--instance", INSTANCE)
+    assert all(f"{name}: restored checkpoint start" in reset.stderr for name in loaded.topology.topology.nodes), reset.stderr
+    restored = run_checks(loaded, INSTANCE, tmp_path / "restored.json", key=deployed["HYPERLAB_GRADING_KEY"])
+    assert_unsolved(restored)
+    assert {s.id: s.status for s in restored.steps} == statuses
 
     solved = run_lab(deployed, "solve", LAB, "--instance", INSTANCE, timeout=3600)
     assert "warning" not in solved.stderr, solved.stderr

@@ -99,14 +99,56 @@ def test_up_again_creates_changes_and_restarts_nothing(conn: object, deployed: s
     assert first_boot_log(deployed) == "first boot of a\n"  # and no script ran twice
 
 
-def test_reset_puts_a_node_back_to_its_start(deployed: str) -> None:
+def test_reset_puts_a_node_back_to_its_start(conn: object, deployed: str) -> None:
+    """From the `start` checkpoint `lab up` kept: the same QEMU process, running on, no boot."""
     lab("exec", LAB, "A", "--instance", deployed, "--", "sh", "-c", "echo student-work > /root/work.txt")
     assert lab("exec", LAB, "A", "--instance", deployed, "--", "cat", "/root/work.txt").stdout == "student-work\n"
-    lab("reset", LAB, "A", "--instance", deployed)
+    ids = domain_ids(conn, deployed)
+    reset = lab("reset", LAB, "A", "--instance", deployed)
+    assert "A: restored checkpoint start" in reset.stderr, reset.stderr
+    assert domain_ids(conn, deployed) == ids  # not restarted: the checkpoint's memory, in the same process
     gone = lab("exec", LAB, "A", "--instance", deployed, "--", "test", "-e", "/root/work.txt", check=False)
     assert gone.returncode == 1
-    assert first_boot_log(deployed) == "first boot of a\n"  # a new node: its first boot ran again, once
+    assert first_boot_log(deployed) == "first boot of a\n"  # the start state as it was: first boot once
     assert lab("exec", LAB, "A", "--instance", deployed, "--", "ping", "-c", "1", "-W", "3", "10.2.0.10", check=False).returncode == 0
+
+
+def test_reset_clean_boots_a_new_overlay_and_keeps_a_new_start(conn: object, deployed: str) -> None:
+    lab("exec", LAB, "A", "--instance", deployed, "--", "sh", "-c", "echo student-work > /root/work.txt")
+    ids = domain_ids(conn, deployed)
+    reset = lab("reset", LAB, "A", "--instance", deployed, "--clean")
+    assert "restored checkpoint" not in reset.stderr and "A: checkpoint start saved" in reset.stderr, reset.stderr
+    after = domain_ids(conn, deployed)
+    assert after[f"hl.routed.{deployed}.A"] != ids[f"hl.routed.{deployed}.A"]  # booted anew
+    assert {k: v for k, v in after.items() if not k.endswith(".A")} == {k: v for k, v in ids.items() if not k.endswith(".A")}
+    assert lab("exec", LAB, "A", "--instance", deployed, "--", "test", "-e", "/root/work.txt", check=False).returncode == 1
+    assert first_boot_log(deployed) == "first boot of a\n"  # a new node: its first boot ran again, once
+    listed = json.loads(lab("checkpoint", "list", LAB, "--instance", deployed, "--json").stdout)
+    assert [(c["name"], sorted(c["nodes"])) for c in listed["checkpoints"]] == [("start", ["A", "B", "R1"])]
+
+
+def test_a_saved_checkpoint_brings_the_whole_instance_back_with_its_clock_set(deployed: str) -> None:
+    def on(node: str, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return lab("exec", LAB, node, "--instance", deployed, "--", *command, check=check)
+
+    on("B", "sh", "-c", "echo kept > /root/kept.txt")
+    lab("checkpoint", "save", LAB, "before-change", "--instance", deployed)
+    on("A", "sh", "-c", "echo later > /root/later.txt")
+    on("B", "rm", "/root/kept.txt")
+    time.sleep(30)  # the checkpoint's clock falls behind the host's by this much
+    restored = lab("reset", LAB, "--instance", deployed, "--to", "before-change")
+    assert all(f"{n}: restored checkpoint before-change" in restored.stderr for n in ("R1", "A", "B")), restored.stderr
+    assert on("A", "test", "-e", "/root/later.txt", check=False).returncode == 1
+    assert on("B", "cat", "/root/kept.txt").stdout == "kept\n"
+    for node in ("R1", "A", "B"):
+        guest = int(on(node, "date", "+%s").stdout)
+        assert abs(guest - time.time()) < 10, f"{node}'s clock is {time.time() - guest:.0f} s behind after the restore"
+    assert on("A", "ping", "-c", "1", "-W", "3", "10.2.0.10", check=False).returncode == 0  # the cut was consistent
+    lab("checkpoint", "delete", LAB, "before-change", "--instance", deployed)
+    listed = json.loads(lab("checkpoint", "list", LAB, "--instance", deployed, "--json").stdout)
+    assert [c["name"] for c in listed["checkpoints"]] == ["start"]
+    refused = lab("reset", LAB, "--instance", deployed, "--to", "before-change", check=False)
+    assert refused.returncode == 2 and "no checkpoint and no step" in refused.stderr
 
 
 def test_two_instances_run_side_by_side_without_colliding(conn: object, deployed: str) -> None:

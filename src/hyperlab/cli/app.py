@@ -37,6 +37,7 @@ from hyperlab.guest.reboots import RebootFailed
 from hyperlab.guest.runner import NotReady, StartStateFailed
 from hyperlab.host.accel import AccelReport, AccelUnavailable
 from hyperlab.host.apply import GoldenImageProblem, StaleInstance
+from hyperlab.host.checkpoints import CheckpointError
 from hyperlab.host.conn import ForeignObject, HostProblem, connect
 from hyperlab.host.facts import host_plan
 from hyperlab.host.hostnet import HostNetError
@@ -150,7 +151,7 @@ def host_errors(func: F) -> F:
             err.print(f"error: {printable(str(exc))}", markup=False)
             raise exit_with(ExitCode.USAGE) from None
         except (HostProblem, GoldenImageProblem, ImageError, HostNetError, NotReady, StartStateFailed, ChannelError,
-                RebootFailed, ScreenFrozen) as exc:
+                RebootFailed, ScreenFrozen, CheckpointError) as exc:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 err.print(f"error: {printable(line)}", markup=False)
             raise exit_with(ExitCode.FAILED) from None

@@ -16,12 +16,16 @@ from rich.table import Table
 
 from hyperlab.cli.app import (AccelOpt, ExitCode, InstanceOpt, JsonOpt, LabArg, Session, app, err, exit_with,
                               host_errors, out, reports_mistakes)
+from hyperlab.core.checkpoints import check_name
+from hyperlab.core.errors import UsageError
 from hyperlab.core.load import load_lab
 from hyperlab.core.variables import parse_overrides
 from hyperlab.guest.agent import agent_channel
 from hyperlab.host.conn import DEFAULT_URI
 from hyperlab.images.registry import ensure_images
 from hyperlab.ops import deploy
+from hyperlab.ops.checkpoints import reset_to
+from hyperlab.ops.solve import solve
 
 
 def _status_table(session: Session, as_json: bool) -> bool:
@@ -91,12 +95,34 @@ def down(lab: LabArg, instance: InstanceOpt = "default") -> None:
 def reset(lab: LabArg,
           nodes: Annotated[list[str] | None, typer.Argument(help="Nodes to reset (default: all).")] = None,
           instance: InstanceOpt = "default",
+          clean: Annotated[bool, typer.Option("--clean", help="A new overlay, a boot and the start state, "
+                                              "instead of the start checkpoint.")] = False,
+          to: Annotated[str | None, typer.Option("--to", metavar="NAME|STEP",
+                                                 help="The whole instance back to a saved checkpoint, or to "
+                                                      "right after STEP's reference solution.")] = None,
           timeout: Annotated[float, typer.Option(help="Seconds each node may take to become ready.")] = 900) -> None:
-    """Put nodes back to their start: a new overlay on the golden image, specialization, start state."""
+    """Put nodes back to their start state: from the checkpoint `lab up` kept (seconds, running, no
+    boot), or with --clean a new overlay on the golden image, a boot and the start state (nodes that
+    cannot have a checkpoint, such as UEFI ones, always go that way). --to NAME|STEP returns the whole
+    instance to a checkpoint saved with `lab checkpoint save`, or to the state right after STEP's
+    reference solution (made once, then kept as checkpoint step-STEP)."""
+    if to is not None:
+        if nodes or clean:
+            raise UsageError("--to returns the whole instance: give no nodes and no --clean with it")
+        try:
+            check_name(to)
+        except ValueError as exc:
+            raise UsageError(f"--to: {exc}") from None
     session = Session(lab, instance)
     names = [session.node(n).name for n in nodes] if nodes else [n.name for n in session.plan.nodes]
     with session.changing("reset"):
-        deploy.reset(session.conn, session.loaded, session.plan, names, timeout=timeout, progress=session.progress)
+        if to is not None:
+            reset_to(session.conn, session.loaded, session.plan, to,
+                     lambda steps: solve(session.conn, session.loaded, session.plan, steps, session.progress),
+                     session.progress)
+        else:
+            deploy.reset(session.conn, session.loaded, session.plan, names, timeout=timeout,
+                         progress=session.progress, clean=clean)
     _status_table(session, as_json=False)
 
 

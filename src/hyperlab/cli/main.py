@@ -9,8 +9,10 @@ from hyperlab.cli import doctor  # doctor
 from hyperlab.cli import grading  # check, grade, solve
 from hyperlab.cli import acceptance  # acceptance
 from hyperlab.cli.app import app
+from hyperlab.cli.checkpoints import checkpoint_app
 from hyperlab.cli.image import image_app
 
 app.add_typer(image_app, name="image", help="Build and list golden images.")
+app.add_typer(checkpoint_app, name="checkpoint", help="Save, list and delete an instance's checkpoints.")
 
 __all__ = ["acceptance", "app", "deploy", "doctor", "grading", "labs"]

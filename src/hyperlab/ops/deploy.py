@@ -2,9 +2,10 @@
 
 `up`: converge libvirt to the plan (`hyperlab.host.apply`) with the instance's host side
 (`hyperlab.host.hostnet`), write the Windows nodes' unattend media, boot wave by wave (domain
-controllers first), then provision (`hyperlab.ops.provision`). `reset` drops nodes' overlays and
-does the same for them alone (seed 000: delete the overlay, recreate it). `lab up` again changes
-nothing that is in place and runs nothing twice.
+controllers first), then provision (`hyperlab.ops.provision`), and keep each new node's state as
+its `start` checkpoint. `reset` restores that checkpoint (seconds); with `clean`, or for a node
+that has none, it drops the overlay and does the same as `up` for it alone (seed 000: delete the
+overlay, recreate it). `lab up` again changes nothing that is in place and runs nothing twice.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from hyperlab.host import hostnet
 from hyperlab.host.apply import Change, converge, deployed, drop_node, start_domain, teardown
 from hyperlab.host.conn import lookup_domain
 from hyperlab.host.instance_files import save_overrides
+from hyperlab.core.checkpoints import START, plan_reset
+from hyperlab.host.checkpoints import has
 from hyperlab.host.screen import ScreenKeeper, keeping
+from hyperlab.ops.checkpoints import fresh_nodes, restore_start, take_start
 from hyperlab.ops.provision import Screens, provision
 from hyperlab.ops.secrets import instance_secrets
 from hyperlab.ops.windows_media import ensure_unattend_media
@@ -58,6 +62,9 @@ def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: floa
         for wave in plan.waves():
             boot(conn, plan, wave, timeout, progress, screens)
         provision(conn, loaded, plan, None, progress, screens)
+    fresh = fresh_nodes(plan, changes)
+    if fresh:  # their state is the start state now: kept, so that `lab reset` takes seconds
+        take_start(conn, plan, fresh, progress)
     return changes
 
 
@@ -99,10 +106,21 @@ def down(conn: libvirt.virConnect, plan: Plan, progress: Progress = quiet) -> li
 
 
 def reset(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[str], *, timeout: float = 900,
-          progress: Progress = quiet) -> None:
-    """New overlays from the golden image for `names`, then their specialization and start state."""
+          progress: Progress = quiet, clean: bool = False) -> None:
+    """`names` back to their start state: from their `start` checkpoint (seconds, no boot), or, for
+    nodes without one and with `clean`, new overlays from the golden image, boot and start state."""
     if not deployed(conn, plan):
         raise ChannelError(f"{plan.lab} instance {plan.instance} is not deployed; run `lab up {plan.lab}` first")
+    how = plan_reset(names, {n for n in names if has(conn, plan, n, START)}, clean)
+    if how.restore:
+        restore_start(conn, plan, list(how.restore), progress)
+    if how.clean:
+        reset_clean(conn, loaded, plan, list(how.clean), timeout=timeout, progress=progress)
+
+
+def reset_clean(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[str], *, timeout: float = 900,
+                progress: Progress = quiet) -> None:
+    """New overlays from the golden image for `names`, their specialization and start state, a new `start`."""
     for name in names:
         drop_node(conn, plan, name)
         forget_node(plan, name)  # a fresh overlay makes fresh SSH host keys
@@ -113,6 +131,7 @@ def reset(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, names: list[s
     with keeping(list(screens.values())):
         boot(conn, plan, names, timeout, progress, screens)
         provision(conn, loaded, plan, set(names), progress, screens)
+    take_start(conn, plan, names, progress)
 
 
 def status(conn: libvirt.virConnect, plan: Plan) -> list[NodeStatus]:

@@ -286,3 +286,12 @@ def all_xml(plan: Plan) -> dict[str, str]:
     for node in plan.nodes:
         files[f"domain-{node.name}.xml"] = domain_xml(plan, node)
     return files
+
+
+def snapshot_xml(name: str, description: str) -> str:
+    """A checkpoint: an internal snapshot of a running node, its memory included (qcow2 keeps both)."""
+    snapshot = ET.Element("domainsnapshot")
+    _sub(snapshot, "name", name)
+    _sub(snapshot, "description", description)
+    _sub(snapshot, "memory", snapshot="internal")
+    return to_string(snapshot)
