@@ -34,6 +34,8 @@ def take_start(conn: libvirt.virConnect, plan: Plan, names: list[str], progress:
         else:
             progress(name, f"no checkpoint: {why}; `lab reset` of it boots it again")
     if able:
+        for name in able:
+            progress(name, f"saving checkpoint {START}")
         save(conn, plan, able, START)
         for name in able:
             progress(name, f"checkpoint {START} saved")
