@@ -134,6 +134,9 @@ def test_grade_writes_full_zero_and_error(deployed: dict[str, str], tmp_path: Pa
 
 
 def redefine_with_new_uuid(name: str) -> None:
+    """What a redeploy does to a node: removed as `lab down` removes it (its checkpoints with it),
+    defined again from the same XML, which gets a new UUID."""
+    from hyperlab.host.apply import remove_domain
     from hyperlab.host.conn import connect
 
     conn = connect()
@@ -141,7 +144,7 @@ def redefine_with_new_uuid(name: str) -> None:
         domain = lookup_domain(conn, name)
         assert domain is not None and not domain.isActive()
         xml = re.sub(r"<uuid>[^<]*</uuid>", "", domain.XMLDesc(0))
-        domain.undefine()
+        remove_domain(domain)
         conn.defineXML(xml)
     finally:
         conn.close()
