@@ -24,35 +24,13 @@ from hyperlab.ops.checkpoints import reset_to
 from hyperlab.ops.deploy import down, reset, up
 from hyperlab.ops.secrets import plan_for_up
 from hyperlab.ops.solve import solve
+from measure import Clock, timed
 from performance_doc import record
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = "chapter-2-linux"
 NODE = "ROUTER"  # a plain node: no start state of its own, the reset is the whole cost
 STEP = "domain-join"  # one step whose solution touches three nodes
-
-
-class Clock:
-    """Records (seconds since start, node, phase) from the progress callback."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.events: list[tuple[float, str, str]] = []
-
-    def __call__(self, node: str, phase: str) -> None:
-        self.events.append((time.monotonic() - self.start, node, phase))
-
-    def first(self, prefix: str) -> float:
-        return min(t for t, _, p in self.events if p.startswith(prefix))
-
-    def last(self, prefix: str) -> float:
-        return max(t for t, _, p in self.events if p.startswith(prefix))
-
-
-def timed(func) -> float:  # type: ignore[no-untyped-def]
-    start = time.monotonic()
-    func()
-    return time.monotonic() - start
 
 
 def overlay_bytes(the_plan) -> int:  # type: ignore[no-untyped-def]

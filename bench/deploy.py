@@ -23,32 +23,10 @@ from hyperlab.ops.secrets import plan_for_up
 from hyperlab.images.store import ImageStore
 from hyperlab.host.conn import connect
 from hyperlab.core.load import load_lab
+from measure import Clock, timed
 from performance_doc import record
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Clock:
-    """Records (seconds since start, node, phase) from the deploy progress callback."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.events: list[tuple[float, str, str]] = []
-
-    def __call__(self, node: str, phase: str) -> None:
-        self.events.append((time.monotonic() - self.start, node, phase))
-
-    def first(self, phase_prefix: str) -> float:
-        return min(t for t, _, p in self.events if p.startswith(phase_prefix))
-
-    def last(self, phase_prefix: str) -> float:
-        return max(t for t, _, p in self.events if p.startswith(phase_prefix))
-
-
-def timed(func) -> float:  # type: ignore[no-untyped-def]
-    start = time.monotonic()
-    func()
-    return time.monotonic() - start
 
 
 def main() -> None:
