@@ -12,6 +12,7 @@ import secrets
 import subprocess
 
 from hyperlab.core.load import LoadedLab
+from hyperlab.core.layers import SECRET_NAMES
 from hyperlab.core.plan import Accel, Plan, instance_folder, topology_hash
 from hyperlab.core.variables import ENV_FILE, env_text
 from hyperlab.host.conn import Owner
@@ -19,7 +20,6 @@ from hyperlab.host.facts import host_facts, host_plan
 from hyperlab.host.instance_files import (MissingSecrets, instance_variables, key_path, read_record, read_secrets,
                                           write_record, write_secrets)
 
-SECRET_NAMES = ("domain-admin", "dsrm")
 
 
 def instance_secrets(plan: Plan) -> dict[str, str]:
