@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - older Typer
 from rich.markup import escape
 
 from hyperlab.core.errors import LabError, UsageError, printable
+from hyperlab.core.layers import TEMPLATE_INSTANCE
 from hyperlab.core.load import LoadedLab, load_lab
 from hyperlab.core.model import check_id
 from hyperlab.core.plan import PlanNode
@@ -43,8 +44,10 @@ from hyperlab.host.facts import host_plan
 from hyperlab.host.hostnet import HostNetError
 from hyperlab.host.instance_lock import InstanceBusy, changing
 from hyperlab.host.screen import ScreenFrozen
+from hyperlab.images.layers import LayerInUse
 from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.images.test_guest import resolve
+from hyperlab.ops.prepare import PrepareFailed
 from hyperlab.ops.secrets import plan_for_up
 
 class OneLineErrors(TyperGroup):
@@ -151,7 +154,7 @@ def host_errors(func: F) -> F:
             err.print(f"error: {printable(str(exc))}", markup=False)
             raise exit_with(ExitCode.USAGE) from None
         except (HostProblem, GoldenImageProblem, ImageError, HostNetError, NotReady, StartStateFailed, ChannelError,
-                RebootFailed, ScreenFrozen, CheckpointError) as exc:
+                RebootFailed, ScreenFrozen, CheckpointError, PrepareFailed, LayerInUse) as exc:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 err.print(f"error: {printable(line)}", markup=False)
             raise exit_with(ExitCode.FAILED) from None
@@ -159,11 +162,16 @@ def host_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def check_instance(name: str) -> str:
+def check_instance(name: str, *, template: bool = False) -> str:
+    """A user's instance name; `template` is `lab prepare`'s own (its template instance)."""
     try:
-        return check_id(name)
+        check_id(name)
     except ValueError as exc:
         raise UsageError(f"--instance: {exc}") from None
+    if name == TEMPLATE_INSTANCE and not template:
+        raise UsageError(f"--instance: {TEMPLATE_INSTANCE!r} is the instance `lab prepare` builds its layers from; "
+                         "pick another name")
+    return name
 
 
 def deployable(loaded: LoadedLab) -> LoadedLab:
@@ -180,9 +188,10 @@ class Session:
     (planned once), the image store and a libvirt connection. `deploying` (`lab up`) makes the
     instance's SSH key before planning, since the plan carries its public half."""
 
-    def __init__(self, lab: str | LoadedLab, instance: str, accel: str = "tcg", *, deploying: bool = False) -> None:
+    def __init__(self, lab: str | LoadedLab, instance: str, accel: str = "tcg", *, deploying: bool = False,
+                 template: bool = False) -> None:
         self.loaded = deployable(load_lab(lab) if isinstance(lab, str) else lab)
-        self.instance = check_instance(instance)
+        self.instance = check_instance(instance, template=template)
         self.store = ImageStore()
         self.accel: AccelReport = resolve(accel, self.store)
         if deploying:

@@ -27,6 +27,8 @@ from hyperlab.core.errors import printable
 from hyperlab.core.units import human_size
 from hyperlab.images.common import BuildError
 from hyperlab.images.registry import builder, phases
+from hyperlab.host.facts import host_facts
+from hyperlab.images.layers import LayerSet, LayerStore
 from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.images.test_guest import resolve
 
@@ -264,7 +266,7 @@ def list_images(
                     "error": r.error,
                 }
             )
-        typer.echo(json.dumps({"store": str(store.root), "images": data}, indent=2))
+        typer.echo(json.dumps({"store": str(store.root), "images": data, "layers": _layers_json(store)}, indent=2))
         return
     if not rows:
         out.print(f"no images in {store.root}; build one with: lab image build debian-12", highlight=False)
@@ -284,6 +286,42 @@ def list_images(
             f"{m.build_date:%Y-%m-%d %H:%M}" if m else "-",
             status,
         )
+    out.print(table)
+    _layers_table(store)
+
+
+def _layer_sets(store: ImageStore) -> list[tuple[LayerSet, list[str]]]:
+    layers = LayerStore(store, host_facts().instances_dir)
+    return [(s, layers.users(s.folder)) for s in layers.sets()]
+
+
+def _layers_json(store: ImageStore) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+    for layer_set, users in _layer_sets(store):
+        r = layer_set.record
+        volumes = [{"node": v.node, "name": v.name, "path": str(layer_set.path(v.name)), "bytes": v.bytes,
+                    "backing_chain": [layer.filename for layer in store.qemu_info(layer_set.path(v.name))[1:]]}
+                   for v in r.volumes]
+        found.append({"lab": r.lab, "inputs_hash": r.inputs_hash, "folder": str(layer_set.folder),
+                      "created": r.created.isoformat(), "inputs": r.inputs.model_dump(), "users": users,
+                      "volumes": volumes})
+    return found
+
+
+def _layers_table(store: ImageStore) -> None:
+    """The prepared labs' layer sets (`lab prepare`), one row per layer."""
+    sets = _layer_sets(store)
+    if not sets:
+        return
+    table = Table(title=f"prepared layers in {store.root / 'layers'}", title_justify="left")
+    for col in ("lab", "inputs", "layer", "size", "backing chain", "prepared (UTC)", "used by"):
+        table.add_column(col, overflow="fold")
+    for layer_set, users in sets:
+        r = layer_set.record
+        for v in r.volumes:
+            chain = [Path(layer.filename).name for layer in store.qemu_info(layer_set.path(v.name))[1:]]
+            table.add_row(r.lab, r.inputs_hash, v.name, human(v.bytes), " -> ".join(chain) or "-",
+                          f"{r.created:%Y-%m-%d %H:%M}", ", ".join(users) or "-")
     out.print(table)
 
 

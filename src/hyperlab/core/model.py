@@ -300,4 +300,8 @@ class Lab(Strict):
     switches: dict[str, Switch] = Field(default_factory=dict)
     guests: dict[NodeName, Guest] = Field(default_factory=dict)
     start: list[Action] = Field(default_factory=list)
+    personalize: list[Action] = Field(
+        default_factory=list,
+        description="Run at each `lab up` that starts from prepared layers, after the boot: gives the instance what the "
+                    "shared layers must not hold (its own passwords, keys) and restarts what a shutdown stops.")
     steps: list[Step] = Field(min_length=1)

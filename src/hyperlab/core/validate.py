@@ -262,13 +262,14 @@ def _twice(nodes: list[str]) -> list[int]:
 
 def _action_rules(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
     problems = []
-    for i, action in enumerate(lab.start):
-        for j in _twice(action.nodes):
-            problems.append(src.problem(("start", i, "nodes", j), f"start[{i}].nodes: {action.nodes[j]} is named twice; name each node once"))
-        for j, node in enumerate(action.nodes):
-            if node not in topo.nodes:
-                problems.append(src.problem(("start", i, "nodes", j), f"start[{i}].nodes: unknown node {node!r}; nodes of {topo.name}: {_names(topo.nodes)}"))
-        problems += _file_problem(src, ("start", i, "run"), f"start[{i}].run", action.run)
+    for field, actions in (("start", lab.start), ("personalize", lab.personalize)):
+        for i, action in enumerate(actions):
+            for j in _twice(action.nodes):
+                problems.append(src.problem((field, i, "nodes", j), f"{field}[{i}].nodes: {action.nodes[j]} is named twice; name each node once"))
+            for j, node in enumerate(action.nodes):
+                if node not in topo.nodes:
+                    problems.append(src.problem((field, i, "nodes", j), f"{field}[{i}].nodes: unknown node {node!r}; nodes of {topo.name}: {_names(topo.nodes)}"))
+            problems += _file_problem(src, (field, i, "run"), f"{field}[{i}].run", action.run)
     return problems
 
 

@@ -5,6 +5,7 @@
     id_ed25519, .pub          the instance's SSH key (the ssh channel; the public half goes into guests)
     known_hosts               the guests' pinned SSH host keys
     variables.json            `lab up --var` overrides
+    prepared.json             the prepared layer set the instance started from (`lab up` on layers)
     *.qcow2, *.iso            the volumes of the storage pool and the Windows nodes' unattend media
 
 This module reads and writes those files; making secrets and keys is `hyperlab.ops.secrets`.
@@ -25,6 +26,7 @@ SECRETS = "secrets.json"
 KEY = "id_ed25519"
 KNOWN_HOSTS = "known_hosts"
 OVERRIDES = "variables.json"
+PREPARED = "prepared.json"
 
 
 class MissingSecrets(Exception):
@@ -103,3 +105,19 @@ def instance_variables(folder: Path, declared: dict[str, Value]) -> dict[str, Va
     except FileNotFoundError:
         saved = {}
     return with_overrides(declared, saved if isinstance(saved, dict) else {})
+
+
+# ------------------------------------------------------------------------ prepared layers
+
+
+def write_prepared(folder: Path, inputs_hash: str) -> None:
+    write_atomic(folder / PREPARED, json.dumps({"inputs_hash": inputs_hash}))
+
+
+def read_prepared(folder: Path) -> str | None:
+    """The inputs hash of the layers the instance started from; None for a cold instance."""
+    try:
+        value = json.loads((folder / PREPARED).read_text()).get("inputs_hash")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

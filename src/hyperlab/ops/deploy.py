@@ -25,11 +25,13 @@ from hyperlab.guest.ssh import forget_node
 from hyperlab.host import hostnet
 from hyperlab.host.apply import Change, converge, deployed, drop_node, start_domain, teardown
 from hyperlab.host.conn import lookup_domain
-from hyperlab.host.instance_files import save_overrides
+from hyperlab.host.instance_files import read_prepared, save_overrides, write_prepared
 from hyperlab.core.checkpoints import START, plan_reset
 from hyperlab.host.checkpoints import has
 from hyperlab.host.screen import ScreenKeeper, keeping
 from hyperlab.ops.checkpoints import fresh_nodes, restore_start, take_start
+from hyperlab.images.layers import LayerSet
+from hyperlab.ops.prepare import on_layers, run_personalize
 from hyperlab.ops.provision import Screens, provision
 from hyperlab.ops.secrets import instance_secrets
 from hyperlab.ops.windows_media import ensure_unattend_media
@@ -52,8 +54,20 @@ class NodeStatus:
 
 
 def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: float = 900,
-       progress: Progress = quiet, variables: dict[str, Value] | None = None) -> list[Change]:
-    """Deploy; `variables` (already checked against the lab's) override its defaults for this instance."""
+       progress: Progress = quiet, variables: dict[str, Value] | None = None,
+       layers: LayerSet | None = None, checkpoint: bool = True) -> list[Change]:
+    """Deploy; `variables` (already checked against the lab's) override its defaults for this instance.
+
+    With `layers` (a new instance, `ops.prepare.choose`), the overlays are made on the prepared
+    layers: the start state's markers are in them, and the lab's `personalize:` actions run instead.
+    An instance started from layers stays so (recorded in its folder): a rerun after a failure
+    still personalizes it. `checkpoint=False` (`lab prepare`'s template) keeps no `start`."""
+    prepared = read_prepared(plan.pool_path)
+    if layers is not None and prepared is None:
+        write_prepared(plan.pool_path, layers.record.inputs_hash)
+        prepared = layers.record.inputs_hash
+    if layers is not None:
+        plan = on_layers(plan, layers)
     changes = converge(conn, plan, progress, host_side=hostnet.ensure_host_side)
     ensure_unattend_media(loaded, plan, instance_secrets(plan), progress)
     save_overrides(plan.pool_path, variables or {})
@@ -62,8 +76,10 @@ def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: floa
         for wave in plan.waves():
             boot(conn, plan, wave, timeout, progress, screens)
         provision(conn, loaded, plan, None, progress, screens)
+        if prepared is not None:
+            run_personalize(conn, loaded, plan, progress)
     fresh = fresh_nodes(plan, changes)
-    if fresh:  # their state is the start state now: kept, so that `lab reset` takes seconds
+    if fresh and checkpoint:  # their state is the start state now: kept, so that `lab reset` takes seconds
         take_start(conn, plan, fresh, progress)
     return changes
 
