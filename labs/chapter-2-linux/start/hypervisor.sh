@@ -44,7 +44,9 @@ guest() {  # name disk
   </devices>
 </domain>
 XML
-    virsh -q define "/run/$1.xml" >/dev/null
+    # defined once: a definition without a UUID would be refused once the guest exists (a rerun
+    # after a boot from prepared layers, `personalize:`)
+    virsh -q dominfo "$1" >/dev/null 2>&1 || virsh -q define "/run/$1.xml" >/dev/null
     [ "$(virsh -q domstate "$1")" = running ] || virsh -q start "$1" >/dev/null
 }
 
