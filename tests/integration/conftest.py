@@ -28,7 +28,7 @@ def conn() -> Iterator[object]:
 # chapter-1's end-to-end test runs on the other xdist worker (tests/conftest.py): its instances'
 # objects appear and vanish while any test of this worker runs, so inventories leave them out
 CHAPTER1_INSTANCES = ("c1ci", "c1fresh")
-ALONGSIDE = tuple(f"hl.chapter-1.{name}" for name in CHAPTER1_INSTANCES)
+ALONGSIDE = tuple(f"hl.chapter-1.{name}" for name in (*CHAPTER1_INSTANCES, "template"))  # template: `lab prepare`
 
 
 def inventory(conn: object, *, alongside: bool = False) -> dict[str, set[str]]:
@@ -84,7 +84,8 @@ def run_lab(env: dict[str, str], *args: str, check: bool = True, timeout: float 
     return result
 
 
-def up_at_once(env: dict[str, str], lab: str, instances: tuple[str, ...], *options: str, timeout: float = 3600) -> None:
+def up_at_once(env: dict[str, str], lab: str, instances: tuple[str, ...], *options: str,
+               timeout: float = 3600) -> dict[str, str]:
     """`lab up` of several instances of one lab at once. Every one has ended (or been killed) before
     this fails, so that the caller's `lab down` never races an `up` still running."""
     procs = {name: subprocess.Popen([sys.executable, "-m", "hyperlab", "up", lab, "--instance", name, *options], cwd=ROOT,
@@ -102,3 +103,4 @@ def up_at_once(env: dict[str, str], lab: str, instances: tuple[str, ...], *optio
     failed = [f"lab up --instance {name} exited {proc.returncode}\n{outputs[name]}"
               for name, proc in procs.items() if proc.returncode != 0]
     assert not failed, "\n".join(failed)
+    return outputs

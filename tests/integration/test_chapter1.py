@@ -1,4 +1,6 @@
-"""chapter-1 end to end, on two instances: `lab up` both; one step solved on one of them and that
+"""chapter-1 end to end, on two instances: `lab prepare`, then `lab up` of both from its layers (the
+start state and the nested guest's image are in them; each instance's machine id and SSH host keys
+are its own); one step solved on one of them and that
 instance reset from its `start` checkpoint, after which it fails exactly as the cold one does;
 `lab solve` it, every step PASS; `lab grade` over the two writes 100 and 0; `lab down` both.
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -27,7 +30,8 @@ SOLVED, FRESH = CHAPTER1_INSTANCES
 
 
 def ours(names: dict[str, set[str]]) -> set[str]:
-    return {n for group in names.values() for n in group if f"chapter-1.{SOLVED}" in n or f"chapter-1.{FRESH}" in n}
+    return {n for group in names.values() for n in group
+            if any(f"chapter-1.{name}" in n for name in (SOLVED, FRESH, "template"))}
 
 
 def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, lab_env: dict[str, str], tmp_path: Path,
@@ -43,8 +47,28 @@ def test_chapter1_checkers_fail_fresh_pass_solved_and_grade_both(conn: object, l
         "chapter-1 instances are left over from an earlier run; `lab down` them first"
     started = time.monotonic()
     try:
-        up_at_once(lab_env, LAB, (SOLVED, FRESH))  # one Debian guest each
+        prepared = run_lab(lab_env, "prepare", LAB)
+        assert "HV1: sealed" in prepared.stderr or "up to date" in prepared.stderr, prepared.stderr
+        layers = Path(prepared.stdout.strip())
+        assert sorted(p.name for p in layers.iterdir()) == ["HV1.disk1.qcow2", "HV1.qcow2", "layer.json"]
+        outputs = up_at_once(lab_env, LAB, (SOLVED, FRESH))  # one Debian guest each
         up = time.monotonic()
+        for name in (SOLVED, FRESH):
+            assert f"starting from the prepared layers {layers}" in outputs[name], outputs[name]
+            assert "HV1: start state: start/hypervisor.sh already done" in outputs[name], outputs[name]
+            assert "guest image tiny: copying" not in outputs[name], outputs[name]
+        # what makes a machine itself is not in the shared layer: each instance made its own
+        identity = ["sh", "-c", "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub"]
+        seen = {name: run_lab(lab_env, "exec", LAB, "HV1", "--instance", name, "--", *identity).stdout.split()
+                for name in (SOLVED, FRESH)}
+        assert len(seen[SOLVED][0]) == 32 and seen[SOLVED][0] != seen[FRESH][0], seen
+        assert seen[SOLVED][2] != seen[FRESH][2], seen
+        listed = json.loads(run_lab(lab_env, "image", "list", "--json").stdout)
+        mine = next(s for s in listed["layers"] if s["folder"] == str(layers))
+        assert sorted(mine["users"]) == sorted(f"chapter-1.{name}" for name in (SOLVED, FRESH))
+        assert {v["name"]: v["backing_chain"][:1] for v in mine["volumes"]} == {
+            "HV1.qcow2": [f"{lab_env.get('HYPERLAB_IMAGES', '/var/lib/libvirt/images/hyperlab')}/debian-12.qcow2"],
+            "HV1.disk1.qcow2": []}
         # the framework put the tiny image on HV1, once, and readable by libvirt's QEMU
         listing = run_lab(lab_env, "exec", LAB, "HV1", "--instance", SOLVED, "--", "stat", "-c", "%n %a %U",
                           "/var/lib/libvirt/images/tiny.qcow2", "/var/lib/libvirt/images/tiny.vmlinuz",

@@ -6,7 +6,13 @@ networking half of seed 004 (router, NAT, Telnet, RDP on 35000, port forwards), 
 virtualization half (migration settings, three kinds of live migration, replica, failover), with the
 replication interval shortened to 60 s by a lab variable.
 
-Between the cold check and `lab solve`, one step is solved and the whole instance is reset from its
+The instance starts from the lab's prepared layers (`lab prepare`, with the same variable): the
+start state (Samba provisioning, libvirt and the nested guests' images) is in them, and only the
+lab's `personalize:` actions run, which give DC1 this instance's own Administrator password, krbtgt
+and TLS keys and start the nested guests again. Everything below says what it said on a cold
+instance in earlier runs (the statuses are those of the cold check).
+
+Between the first check and `lab solve`, one step is solved and the whole instance is reset from its
 `start` checkpoint (seconds, no boot): the checkers must then say exactly what they said cold, and
 everything after runs on the restored instance. The check after `lab solve` is `lab grade` itself,
 over a roster of two students: the solved instance and one that was never deployed. A second deployed instance was measured here: the two
@@ -18,8 +24,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -28,6 +36,8 @@ from hyperlab.grading.document import RunDocument
 from hyperlab.grading.runner import run_checks
 from hyperlab.grading.selftest import assert_solved, assert_unsolved
 from hyperlab.core.load import load_lab
+from hyperlab.core.plan import instance_folder
+from hyperlab.host.facts import host_facts
 from tests.integration.conftest import inventory, run_lab
 
 pytestmark = pytest.mark.vm
@@ -39,14 +49,38 @@ INTERVAL = 60
 @pytest.fixture(scope="module")
 def deployed(conn: object, lab_env: dict[str, str]) -> Iterator[dict[str, str]]:
     try:
-        run_lab(lab_env, "up", LAB, "--instance", INSTANCE, "--var", f"replication_interval_seconds={INTERVAL}")
-        yield lab_env
+        variable = f"replication_interval_seconds={INTERVAL}"
+        prepared = run_lab(lab_env, "prepare", LAB, "--var", variable, timeout=3600)
+        up = run_lab(lab_env, "up", LAB, "--instance", INSTANCE, "--var", variable)
+        assert f"starting from the prepared layers {prepared.stdout.strip()}" in up.stderr, up.stderr
+        for node, script in (("DC1", "start/dc.sh"), ("SVR1", "start/hypervisor.sh"), ("SVR2", "start/hypervisor.sh")):
+            assert f"{node}: start state: {script} already done" in up.stderr, up.stderr
+        yield {**lab_env, "LAYERS": prepared.stdout.strip()}
     finally:
         down = run_lab(lab_env, "down", LAB, "--instance", INSTANCE, check=False)
         left = {kind: {n for n in names if f".{INSTANCE}." in n or n.endswith(f".{INSTANCE}")}
                 for kind, names in inventory(conn).items()}
         assert down.returncode == 0, down.stdout + down.stderr
         assert left == {kind: set() for kind in left}, left
+
+
+def test_the_prepared_instance_has_its_own_secrets(deployed: dict[str, str]) -> None:
+    """The directory in the shared layer was made with the template's password; this instance's
+    Administrator and krbtgt passwords were set after the layer was made, and the instance's own
+    password is the one the directory takes."""
+    made = json.loads((Path(deployed["LAYERS"]) / "layer.json").read_text())["created"]
+    made_at = datetime.fromisoformat(made)
+    for account in ("Administrator", "krbtgt"):
+        shown = run_lab(deployed, "exec", LAB, "DC1", "--instance", INSTANCE, "--", "samba-tool", "user", "show", account,
+                        "--attributes=pwdLastSet").stdout
+        ticks = int(re.search(r"^pwdLastSet: (\d+)$", shown, re.M).group(1))  # type: ignore[union-attr]
+        set_at = datetime(1601, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ticks // 10)
+        assert set_at > made_at, (account, set_at, made_at)
+    password = json.loads((instance_folder(host_facts(), "chapter-2-linux", INSTANCE) / "secrets.json").read_text())["domain-admin"]
+    check = run_lab(deployed, "exec", LAB, "DC1", "--instance", INSTANCE, "--stdin", "--", "sh", "-c",
+                    "samba-tool user show Administrator -H ldap://127.0.0.1 -U Administrator --password=\"$(cat)\"",
+                    input=password, check=False)
+    assert check.returncode == 0 and "sAMAccountName: Administrator" in check.stdout, check.stdout + check.stderr
 
 
 def test_checkers_fail_fresh_pass_solved_and_grade(deployed: dict[str, str], tmp_path: Path) -> None:
