@@ -5,9 +5,22 @@
 # so that no ticket the template's key signed stays valid) and a new TLS key, then wait until the
 # directory answers again, as the start state does.
 set -eu
-samba-tool user setpassword Administrator --newpassword="$(cat /etc/hyperlab/secrets/domain-admin)" >/dev/null
-samba-tool user setpassword krbtgt --random-password >/dev/null
-samba-tool user setpassword krbtgt --random-password >/dev/null
+# one Python process for the three changes, as `samba-tool user setpassword` makes each: under
+# software emulation every samba-tool start costs about fifteen seconds
+python3 - <<'PY'
+from samba import generate_random_password
+from samba.auth import system_session
+from samba.param import LoadParm
+from samba.samdb import SamDB
+
+lp = LoadParm()
+lp.load_default()
+db = SamDB(url=lp.private_path("sam.ldb"), session_info=system_session(), lp=lp)
+with open("/etc/hyperlab/secrets/domain-admin") as f:
+    db.setpassword("(sAMAccountName=Administrator)", f.read().rstrip("\n"))
+for _ in range(2):
+    db.setpassword("(sAMAccountName=krbtgt)", generate_random_password(128, 255))
+PY
 rm -f /var/lib/samba/private/tls/*.pem  # samba makes a new key and certificate when it starts (in this folder)
 systemctl restart samba-ad-dc
 for _ in $(seq 120); do
