@@ -15,7 +15,8 @@ from hyperlab.host.accel import AccelReport
 from hyperlab.cli import doctor as doctor_command
 from hyperlab.cli.doctor import as_json, fix_lines, render_table
 from hyperlab.cli.main import app
-from hyperlab.ops.doctor import DISK_BASE, DISK_PER_NODE, Finding, GiB, MiB, Needs, any_failed, can_read_write, check_bridge_netfilter, check_memory, check_nested, check_ovmf, disk_needed, kvm_finding, lab_needs, memory_needed, qemu_run_as
+from hyperlab.core.needs import DISK_BASE, DISK_PER_NODE, GiB, MiB, Needs, disk_needed, lab_needs, memory_needed
+from hyperlab.ops.doctor import Finding, any_failed, can_read_write, check_bridge_netfilter, check_memory, check_nested, check_ovmf, kvm_finding, qemu_run_as
 from hyperlab.core.units import human_size
 from hyperlab.core.load import load_lab
 
@@ -57,9 +58,18 @@ def test_needs_of_chapter_2() -> None:
 
 def test_disk_need_is_a_base_plus_a_share_per_node_plus_missing_builds() -> None:
     assert (DISK_BASE, DISK_PER_NODE) == (2 * GiB, 512 * MiB)
-    assert disk_needed(6) == (5 * GiB, 0)
-    assert disk_needed(3, ["windows-server-2022"]) == (3 * GiB + 512 * MiB, 20 * GiB)
-    assert disk_needed(1, ["debian-12", "tiny"]) == (2 * GiB + 512 * MiB, 2 * GiB + 256 * MiB)
+    six = needs(nodes=tuple("ABCDEF"))  # checkpoint_memory 0: as UEFI nodes, which keep no checkpoint
+    assert disk_needed(six) == (5 * GiB, 0)
+    assert disk_needed(needs(nodes=("A", "B", "C")), ["windows-server-2022"]) == (3 * GiB + 512 * MiB, 20 * GiB)
+    assert disk_needed(needs(nodes=("A",)), ["debian-12", "tiny"]) == (2 * GiB + 512 * MiB, 2 * GiB + 256 * MiB)
+
+
+def test_disk_need_counts_the_memory_a_start_checkpoint_keeps_in_the_overlay() -> None:
+    n = lab_needs(load_lab("chapter-2-linux", ROOT))
+    assert n.checkpoint_memory == n.memory  # no UEFI or TPM node: every one keeps its `start`
+    assert disk_needed(n)[0] == DISK_BASE + 6 * DISK_PER_NODE + n.memory
+    windows = lab_needs(load_lab("chapter-2", ROOT))
+    assert windows.checkpoint_memory == 0  # all UEFI: reset clean, no memory in the overlays
 
 
 def test_memory_need_adds_qemu_overhead_per_guest_more_under_tcg() -> None:

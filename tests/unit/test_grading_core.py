@@ -18,7 +18,7 @@ from hyperlab.grading.gradebook import grades_csv, junit_xml, report_html
 from hyperlab.grading.document import RunDocument
 from hyperlab.grading.outcome import NO_CHECKER, CheckResult, Status, fold
 from hyperlab.core.steps import closure, order
-from hyperlab.grading.roster import read_roster
+from hyperlab.core.roster import read_roster
 from hyperlab.core.load import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]

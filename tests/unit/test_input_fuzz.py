@@ -20,7 +20,7 @@ from hyperlab.core.errors import LabError, printable
 from hyperlab.core.model import _ifname, _mac, _net_name, _node_name, check_id, check_uri
 from hyperlab.core.validate import VARIABLE_NAME
 from hyperlab.grading import evidence
-from hyperlab.grading.roster import read_roster
+from hyperlab.core.roster import read_roster
 from hyperlab.images.store import InvalidImageName, validate_name
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from hyperlab.ops import doctor_nesting
-from hyperlab.ops.doctor import check_nested, lab_needs
+from hyperlab.core.needs import lab_needs
+from hyperlab.ops.doctor import check_nested
 from hyperlab.render.libvirt_xml import domain_xml
 from hyperlab.core.load import load_lab
 from hyperlab.core.plan import HostFacts, plan

@@ -22,7 +22,7 @@ from hyperlab.host.facts import host_facts, host_plan
 from hyperlab.images.common import BuildError
 from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.ops.acceptance import INSTANCE, AcceptanceOptions, run_acceptance
-from hyperlab.ops.doctor_model import lab_needs
+from hyperlab.core.needs import lab_needs
 
 
 @app.command("acceptance")

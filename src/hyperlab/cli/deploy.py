@@ -22,7 +22,7 @@ from hyperlab.core.layers import TEMPLATE_INSTANCE
 from hyperlab.core.load import LoadedLab, load_lab
 from hyperlab.core.variables import Value, parse_overrides
 from hyperlab.guest.agent import agent_channel
-from hyperlab.host.conn import DEFAULT_URI
+from hyperlab.core.model import DEFAULT_URI
 from hyperlab.host.facts import host_plan
 from hyperlab.host.instance_files import instance_variables
 from hyperlab.images.layers import LayerSet, LayerStore

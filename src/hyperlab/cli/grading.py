@@ -26,12 +26,12 @@ from hyperlab.core.steps import unknown_step
 from hyperlab.grading import evidence
 from hyperlab.grading.document import RunDocument
 from hyperlab.grading.outcome import Status
-from hyperlab.grading.roster import read_roster
+from hyperlab.core.roster import read_roster
 from hyperlab.grading.runner import grade as grade_class
 from hyperlab.grading.runner import run_checks
 from hyperlab.grading.target import Instance, Recorder
-from hyperlab.guest.base import CHANNELS
-from hyperlab.host.conn import DEFAULT_URI
+from hyperlab.core.model import CHANNELS
+from hyperlab.core.model import DEFAULT_URI
 from hyperlab.host.facts import host_plan
 from hyperlab.ops.solve import solve as solve_steps
 

@@ -40,6 +40,10 @@ def _node_name(value: str) -> str:
     return value
 
 
+DEFAULT_URI = "qemu:///system"  # this host's libvirt
+CHANNELS = ("agent", "ssh", "winrm")  # the channel names a node, a roster row or --channel may give
+
+
 def check_id(value: str) -> str:
     """An id (lab, instance, step): returned as is, or ValueError with the rule."""
     if not _ID_RE.fullmatch(value):

@@ -22,8 +22,8 @@ import pytest
 from hyperlab.grading.outcome import Status
 from hyperlab.grading.session import INSTANCE_PARAM, Grading, LabRun, step_lines
 from hyperlab.grading.target import Instance, Node, Probe
-from hyperlab.guest.base import CHANNELS
-from hyperlab.host.conn import DEFAULT_URI
+from hyperlab.core.model import CHANNELS
+from hyperlab.core.model import DEFAULT_URI
 
 TESTINFRA = "pytest11.testinfra"  # the entry point name of pytest-testinfra's plugin
 STATE_KEY = pytest.StashKey[Grading]()

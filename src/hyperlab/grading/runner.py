@@ -23,8 +23,8 @@ from hyperlab.grading import evidence
 from hyperlab.grading.discovery import checkers_dir, labs_under
 from hyperlab.grading.document import RunDocument, now_utc
 from hyperlab.grading.gradebook import grades_csv, junit_xml, report_html, total_cell
-from hyperlab.grading.roster import Entry, read_roster
-from hyperlab.host.conn import DEFAULT_URI
+from hyperlab.core.roster import Entry, read_roster
+from hyperlab.core.model import DEFAULT_URI
 from hyperlab.host.files import write_atomic
 
 RUN_TIMEOUT = 3600  # seconds for one student's whole checker run

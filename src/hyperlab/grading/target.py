@@ -18,7 +18,8 @@ from hyperlab.core.plan import Plan, PlanNode
 from hyperlab.grading.document import now_utc
 from hyperlab.grading.unreachable import CheckError
 from hyperlab.guest.agent import agent_channel
-from hyperlab.guest.base import CHANNELS, Channel, RunResult
+from hyperlab.core.model import CHANNELS
+from hyperlab.guest.base import Channel, RunResult
 from hyperlab.guest.ssh import ssh_channel_for
 from hyperlab.guest.winrm import winrm_channel_for
 from hyperlab.host.conn import HostProblem, connect, lookup_domain, owner_of

@@ -10,7 +10,6 @@ from typing import Literal, Protocol
 from hyperlab.core.plan import Plan
 
 OS = Literal["linux", "windows"]
-CHANNELS = ("agent", "ssh", "winrm")  # the channel names a node, a roster row or --channel may give
 
 
 class ChannelError(Exception):

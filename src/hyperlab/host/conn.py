@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import libvirt
 
+from hyperlab.core.model import DEFAULT_URI
 from hyperlab.core.plan import METADATA_NS
 
-DEFAULT_URI = "qemu:///system"
 T = TypeVar("T")
 
 

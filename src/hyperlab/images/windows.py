@@ -54,7 +54,8 @@ import libvirt
 from hyperlab.core.catalog import IMAGES
 from hyperlab.guest.agent import AgentChannel, AgentCommandError
 from hyperlab.guest.base import ChannelError
-from hyperlab.host.conn import DEFAULT_URI, connect, lookup_domain
+from hyperlab.core.model import DEFAULT_URI
+from hyperlab.host.conn import connect, lookup_domain
 from hyperlab.host.screen import FROZEN_AFTER, OnShot, ScreenFrozen, ScreenKeeper
 from hyperlab.images.answer_media import write_iso
 from hyperlab.images.common import BuildError, Progress, qemu_img_progress, run_logged

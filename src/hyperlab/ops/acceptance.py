@@ -42,7 +42,7 @@ from hyperlab.core.catalog import IMAGES
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.plan import HostFacts, instance_folder
 from hyperlab.host.facts import images_root
-from hyperlab.ops.doctor_model import lab_needs
+from hyperlab.core.needs import lab_needs
 
 INSTANCE = "acceptance"
 QEMU_LOGS = Path("/var/log/libvirt/qemu")

@@ -26,27 +26,15 @@ from hyperlab.core.plan import HostFacts
 from hyperlab.core.units import human_size
 from hyperlab.host.accel import CACHE_PATH, KVM_DEVICE, AccelReport, AccelUnavailable, qemu_version, resolve_accel
 from hyperlab.host.accel_probe import QEMU
-from hyperlab.host.conn import DEFAULT_URI, HostProblem, connect
+from hyperlab.core.model import DEFAULT_URI
+from hyperlab.host.conn import HostProblem, connect
 from hyperlab.host.facts import cpu_vendor
 from hyperlab.host.hostnet import BRNF_SYSCTL
 from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.images.test_guest import detect
-from hyperlab.ops.doctor_model import Finding, Needs, any_failed, lab_needs
+from hyperlab.core.needs import OVERHEAD_KVM, OVERHEAD_TCG, Needs, disk_needed, lab_needs, memory_needed
+from hyperlab.ops.doctor_model import Finding, any_failed
 from hyperlab.ops.doctor_nesting import check_evmcs, check_nested
-
-GiB = 1 << 30
-MiB = 1 << 20
-DISK_BASE = 2 * GiB  # headroom on the instances' filesystem: logs, seed media, overlays growing
-DISK_PER_NODE = 512 * MiB  # a thin overlay starts at ~200 KiB; this is its first hours of writes
-# Space a build of the image takes in the store (peak, scratch included), estimated from builds here:
-# debian-12: 313 MB root + raw disk + 650 MB qcow2; tiny: the kernel package unpacked + 16 MB of files.
-# guest-vhdx: the instructor's VHDX (a sysprepped 2003 disk is ~2 GiB) twice while it is built
-BUILD_SPACE = {"debian-12": 2 * GiB, "tiny": 256 * MiB, "ticker": 1 * MiB, "guest-vhdx": 8 * GiB}
-BUILD_SPACE_WINDOWS = 20 * GiB  # an installed Windows Server qcow2 (the ISO is the user's)
-# QEMU's own memory per guest on top of the guest's RAM: under TCG the 64 MiB translation cache hyperlab
-# sets plus QEMU itself (FACTS: a 256 MiB guest's whole QEMU was 300-310 MB RSS); under KVM no cache.
-OVERHEAD_TCG = 128 * MiB
-OVERHEAD_KVM = 64 * MiB
 
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
 QEMU_USER_DEFAULT = "libvirt-qemu"  # Debian's build default (qemu.conf: #user = "libvirt-qemu")
@@ -55,25 +43,6 @@ OVMF_FILES = ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd")
 OVMF_SECURE_FILES = ("OVMF_CODE_4M.ms.fd", "OVMF_VARS_4M.ms.fd")
 FIRMWARE_DESCRIPTORS = Path("/usr/share/qemu/firmware")  # what libvirt's firmware="efi" autoselection reads
 KVM_FIX = "chown root:kvm /dev/kvm && chmod 0660 /dev/kvm"
-
-
-def build_space(image: str) -> int:
-    if image in BUILD_SPACE:
-        return BUILD_SPACE[image]
-    spec = IMAGES.get(image)
-    if spec is not None and spec.os == "windows":
-        return BUILD_SPACE_WINDOWS
-    return 2 * GiB
-
-
-def disk_needed(node_count: int, missing_images: list[str] | tuple[str, ...] = ()) -> tuple[int, int]:
-    """(bytes on the instances' filesystem, bytes on the store's filesystem)."""
-    return DISK_BASE + DISK_PER_NODE * node_count, sum(build_space(i) for i in missing_images)
-
-
-def memory_needed(needs: Needs, accel: str) -> int:
-    overhead = OVERHEAD_TCG if accel == "tcg" else OVERHEAD_KVM
-    return needs.memory + overhead * len(needs.nodes)
 
 
 # ------------------------------------------------------------------------------ host facts
@@ -258,11 +227,11 @@ def check_swtpm(needs: Needs) -> Finding:
     return Finding(True, "TPM (swtpm)", f"swtpm present for {names}")
 
 
-def check_disk(node_count: int, missing_images: list[str], store_root: Path, instances_dir: Path) -> list[Finding]:
-    need_instances, need_images = disk_needed(node_count, missing_images)
+def check_disk(needs: Needs, missing_images: list[str], store_root: Path, instances_dir: Path) -> list[Finding]:
+    need_instances, need_images = disk_needed(needs, missing_images)
     by_fs: dict[Path, list[tuple[str, int]]] = {}
     by_fs.setdefault(mount_point(instances_dir), []).append(
-        (f"{node_count} node overlays in {instances_dir}", need_instances))
+        (f"{len(needs.nodes)} node overlays with their checkpoints in {instances_dir}", need_instances))
     if need_images:
         by_fs.setdefault(mount_point(store_root), []).append((f"building {', '.join(missing_images)} in {store_root}",
                                                               need_images))
@@ -364,11 +333,11 @@ def diagnose(
         if needs.tpm:
             findings.append(check_swtpm(needs))
         missing = [name for name in needs.images if not store.exists(name)]
-        findings += check_disk(len(needs.nodes), missing, store.root, facts.instances_dir)
+        findings += check_disk(needs, missing, store.root, facts.instances_dir)
         findings.append(check_memory(needs, accel_used))
         findings += [check_image(name, store) for name in needs.images]
     findings.append(check_bridge_netfilter())
     return findings
 
 
-__all__ = ["Finding", "Needs", "any_failed", "diagnose", "disk_needed", "lab_needs", "memory_needed"]
+__all__ = ["Finding", "any_failed", "diagnose"]

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from hyperlab.host.facts import cpu_vendor
-from hyperlab.ops.doctor_model import Finding, Needs
+from hyperlab.core.needs import Needs
+from hyperlab.ops.doctor_model import Finding
 
 
 def check_nested(needs: Needs, accel: str, sys_module: Path = Path("/sys/module")) -> Finding:

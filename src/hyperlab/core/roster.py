@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperlab.core.errors import LabError, Problem, display_path, is_control, printable
-from hyperlab.guest.base import CHANNELS
-from hyperlab.host.conn import DEFAULT_URI
-from hyperlab.core.model import check_id, check_uri
+from hyperlab.core.model import CHANNELS, DEFAULT_URI, check_id, check_uri
 
 COLUMNS = ("student", "instance", "uri", "channel")
 
