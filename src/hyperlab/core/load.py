@@ -77,7 +77,7 @@ def lab_path(ref: str, root: Path) -> Path:
 def load_topology_file(path: Path, source: Source | None = None) -> LoadedTopology:
     source = source or read_yaml(path)
     _merge_defaults(source.data)
-    topology = _schema(Topology, source)
+    topology = parse_model(Topology, source)
     _gate(validate.topology_problems(topology, source))
     return LoadedTopology(topology, source)
 
@@ -87,7 +87,7 @@ def load_lab(ref: str | Path, root: Path | None = None, source: Source | None = 
     root = root or find_root()
     path = source.path if source is not None else lab_path(str(ref), root)
     source = source or read_yaml(path)
-    lab = _schema(Lab, source)
+    lab = parse_model(Lab, source)
     topo_path = _topology_path(lab.topology, path, root)
     if topo_path is None:
         known = _topology_names(path, root)
@@ -153,7 +153,7 @@ def _merge_defaults(data: MarkedDict) -> None:
 # ------------------------------------------------------------ pydantic errors -> problems
 
 
-def _schema(model: type[M], source: Source) -> M:
+def parse_model(model: type[M], source: Source) -> M:
     try:
         return model.model_validate(dict(source.data))
     except ValidationError as exc:

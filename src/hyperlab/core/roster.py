@@ -1,23 +1,28 @@
-"""The class roster: which instance (on which libvirt host, over which channel) is whose.
+"""The class roster: which instance (on which host, over which channel) is whose.
 
-    student,instance,uri,channel
-    kim,kim,,
-    lee,lee,qemu+ssh://root@lab-02/system,ssh
+    student,instance,uri,channel,host
+    kim,kim,,,hv1
+    lee,lee,qemu+ssh://root@lab-02/system,ssh,
 
 `student` and `instance` are required; an empty `uri` means this host (qemu:///system); an empty
-`channel` means each node's own. Lines starting with # are comments.
+`channel` means each node's own. `host` names a host of the class's hosts file (`lab class plan`
+fills it in): the student's instance runs there and every command reaches it through that host's
+own hyperlab. In a roster with a `host` column, an empty cell is a student not placed yet. Lines
+starting with # are comments; `lab class plan` keeps them when it writes the host column back.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from hyperlab.core.errors import LabError, Problem, display_path, is_control, printable
 from hyperlab.core.model import CHANNELS, DEFAULT_URI, check_id, check_uri
 
-COLUMNS = ("student", "instance", "uri", "channel")
+COLUMNS = ("student", "instance", "uri", "channel", "host")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class Entry:
     uri: str = DEFAULT_URI
     channel: str | None = None
     line: int = 0
+    host: str | None = None  # a host of the class's hosts file; None: this machine, or not placed yet
 
     @property
     def slug(self) -> str:
@@ -53,7 +59,7 @@ def _text(path: Path, where: str) -> str:
     except OSError as exc:
         raise LabError([Problem(where, 1, 1, f"cannot read the roster: {exc.strerror or exc}")]) from None
     try:
-        text = raw.decode("utf-8-sig")  # spreadsheets save a BOM
+        text = raw.decode("utf-8")  # a BOM (spreadsheets save one) stays: load_roster keeps it for writing back
     except UnicodeDecodeError as exc:
         at_line = raw[: exc.start].count(b"\n") + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
@@ -82,9 +88,28 @@ def _cells(raw: str, where: str, number: int) -> list[str]:
     return [c.strip() for c in cells]
 
 
+@dataclass(frozen=True)
+class Roster:
+    entries: list[Entry]
+    columns: tuple[str, ...]  # the header's, lower case, in its order
+    text: str  # as read (without a byte-order mark)
+    bom: bool  # the file began with one (spreadsheets): written back with it
+
+    @property
+    def has_hosts(self) -> bool:
+        """A class roster: every student runs on a host of the hosts file (an empty cell: not placed yet)."""
+        return "host" in self.columns
+
+
 def read_roster(path: Path) -> list[Entry]:
+    return load_roster(path).entries
+
+
+def load_roster(path: Path) -> Roster:
     where = display_path(path)
     text = _text(path, where)
+    bom = text.startswith("\ufeff")
+    text = text.removeprefix("\ufeff")
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise LabError([Problem(where, 1, 1, "empty roster; the first line names the columns: student,instance,uri,channel")])
@@ -101,6 +126,8 @@ def read_roster(path: Path) -> list[Entry]:
     for column in header:
         if column not in COLUMNS:
             problems.append(Problem(where, header_line, 1, f"unknown column {column!r}; columns: {', '.join(COLUMNS)}"))
+    for column in sorted({c for c in header if header.count(c) > 1}):
+        problems.append(Problem(where, header_line, 1, f"the column {column!r} is named twice; keep one"))
     if problems:
         raise LabError(problems)
     entries: list[Entry] = []
@@ -133,12 +160,23 @@ def read_roster(path: Path) -> list[Entry]:
         except ValueError as exc:
             problems.append(Problem(where, number, 1, f"uri of {row['student']}: {exc}"))
             continue
-        key = f"{uri} {instance}"
+        host = row.get("host") or None
+        if host is not None:
+            try:
+                check_id(host)
+            except ValueError as exc:
+                problems.append(Problem(where, number, 1, f"host of {row['student']}: {exc}"))
+                continue
+            if uri != DEFAULT_URI:
+                problems.append(Problem(where, number, 1, f"{row['student']} runs on host {host}, which reaches the "
+                                                          "instance through its own libvirt; leave the uri empty"))
+                continue
+        key = f"host {host} {instance}" if host else f"{uri} {instance}"
         if key in seen:
             problems.append(Problem(where, number, 1, f"instance {instance} is already graded for line {seen[key]}"))
             continue
         seen[key] = number
-        entry = Entry(row["student"], instance, uri, channel, number)
+        entry = Entry(row["student"], instance, uri, channel, number, host)
         if entry.slug.lower() in files:  # evidence/<slug>.json: one student's file would replace another's
             problems.append(Problem(where, number, 1, f"{row['student']!r} and the student of line {files[entry.slug.lower()]} "
                                                       f"get the same file name ({entry.slug}.json); make their names differ"))
@@ -149,4 +187,49 @@ def read_roster(path: Path) -> list[Entry]:
         raise LabError(problems)
     if not entries:
         raise LabError([Problem(where, header_line, 1, "the roster names no students")])
-    return entries
+    return Roster(entries, tuple(header), text, bom)
+
+
+def with_hosts(roster: Roster, hosts: Mapping[str, str]) -> str:
+    """The roster's text with a `host` column (added when missing) holding `hosts` (student -> host).
+    Every other line (comments, blank lines) and every other cell is kept; rows are written as CSV."""
+    newline = "\r\n" if "\r\n" in roster.text else "\n"
+    lines = roster.text.splitlines()
+    columns = list(roster.columns) if roster.has_hosts else [*roster.columns, "host"]
+    at = columns.index("host")
+    by_line = {entry.line: entry for entry in roster.entries}
+    header_done = False
+    for i, raw in enumerate(lines):
+        number = i + 1
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        cells = [c.strip() for c in next(csv.reader([raw]))]
+        if not header_done:
+            header_done = True
+            if not roster.has_hosts:
+                lines[i] = _row([*cells, "host"])
+            continue
+        entry = by_line.get(number)
+        if entry is None or entry.student not in hosts:
+            continue
+        cells += [""] * (len(columns) - len(cells))
+        cells[at] = hosts[entry.student]
+        lines[i] = _row(cells)
+    return ("\ufeff" if roster.bom else "") + newline.join(lines) + newline
+
+
+def _row(cells: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(cells)
+    return buffer.getvalue()
+
+
+def hosts_problems(roster: Roster, where: str, known: list[str], hosts_file: str) -> list[Problem]:
+    """Rows naming a host the class's hosts file does not list, or a uri (a class reaches its
+    students through their hosts): each a problem at its line."""
+    problems = [Problem(where, e.line, 1, f"{e.student}: host {e.host} is not in {hosts_file} (hosts: {', '.join(known)})")
+                for e in roster.entries if e.host is not None and e.host not in known]
+    problems += [Problem(where, e.line, 1, f"{e.student} has a uri; the students of a class are reached through their "
+                                           "hosts: empty the uri cell")
+                 for e in roster.entries if roster.has_hosts and e.uri != DEFAULT_URI]
+    return problems
