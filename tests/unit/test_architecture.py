@@ -18,6 +18,7 @@ MAX_LINES = 500
 # What each folder may import from hyperlab (itself always). The floors, from the ground up:
 #   core, probes  <-  render  <-  host  <-  guest  <-  images  <-  ops  <-  cli  <-  docsite
 #   grading sits beside ops: it reads deployed instances through host/ and guest/, never through ops/.
+#   remote (other hosts, over SSH) stands on core/ and host/; ops/ and grading/ both reach class hosts through it.
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "probes": set(),
@@ -25,10 +26,11 @@ ALLOWED: dict[str, set[str]] = {
     "host": {"core", "render", "probes"},
     "guest": {"core", "render", "host", "probes"},
     "images": {"core", "render", "host", "guest", "probes"},
-    "ops": {"core", "render", "host", "guest", "images", "probes"},
-    "grading": {"core", "render", "host", "guest", "probes"},
-    "cli": {"core", "render", "host", "guest", "images", "ops", "grading", "probes"},
-    "docsite": {"core", "render", "host", "guest", "images", "ops", "grading", "probes", "cli"},
+    "remote": {"core", "host"},
+    "ops": {"core", "render", "host", "guest", "images", "probes", "remote"},
+    "grading": {"core", "render", "host", "guest", "probes", "remote"},
+    "cli": {"core", "render", "host", "guest", "images", "ops", "grading", "probes", "remote"},
+    "docsite": {"core", "render", "host", "guest", "images", "ops", "grading", "probes", "cli", "remote"},
     "": {"cli"},  # hyperlab/__init__.py and __main__.py
 }
 # The pure floors talk to nothing: no libvirt, no processes, no network sessions.

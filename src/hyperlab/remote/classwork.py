@@ -1,0 +1,132 @@
+"""One piece of work for every student of a class, each on the student's own host.
+
+Hosts work in parallel, each on at most its `jobs` students at once. Every host is made ready
+first (it answers, runs this hyperlab, holds the lab); a host that is not, or that fails midway,
+is reported with its students, and the other hosts finish theirs. Progress is one line per host
+each time one of its students is done. Nothing here knows what the work is: `lab class up`,
+`status` and `down` (ops/) and the class's checks (grading/) hand it in.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hyperlab.core.fanout import fan_out
+from hyperlab.core.inventory import LoadedInventory
+from hyperlab.core.roster import Entry
+from hyperlab.remote.bundle import Bundle
+from hyperlab.remote.protocol import Hello
+from hyperlab.remote.reach import ClassHost, HostDown
+
+Progress = Callable[[str, str], None]  # (host, what happened)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One student's result of one piece of class work."""
+
+    student: str
+    instance: str
+    host: str | None
+    ok: bool
+    state: str  # a word for the table: up, ready, down, failed, host down, not placed ...
+    detail: str = ""
+    seconds: float = 0.0
+    document: dict[str, Any] | None = field(default=None, compare=False)  # what the host answered, when JSON
+
+    def to_json(self) -> dict[str, Any]:
+        return {"student": self.student, "instance": self.instance, "host": self.host, "ok": self.ok,
+                "state": self.state, "detail": self.detail, "seconds": round(self.seconds, 1)}
+
+
+@dataclass(frozen=True)
+class HostOutcome:
+    host: str
+    ok: bool
+    detail: str
+    students: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "ok": self.ok, "detail": self.detail, "students": self.students}
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    students: list[Outcome]
+    hosts: list[HostOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.students) and all(h.ok for h in self.hosts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "hosts": [h.to_json() for h in self.hosts], "students": [s.to_json() for s in self.students]}
+
+
+Work = Callable[[ClassHost, Entry], Outcome]
+Prepare = Callable[[ClassHost, Hello, Callable[[str], None]], None]
+
+
+def unplaced(entry: Entry, inventory: LoadedInventory) -> Outcome | None:
+    """Why a student cannot be worked on (no host, or a host the file does not list), or None."""
+    if entry.host is None:
+        return Outcome(entry.student, entry.instance, None, False, "not placed",
+                       "no host in the roster; lab class plan places the class")
+    if entry.host not in inventory.inventory.hosts:
+        return Outcome(entry.student, entry.instance, entry.host, False, "unknown host",
+                       f"{entry.host} is not in the hosts file")
+    return None
+
+
+def over_hosts(entries: Sequence[Entry], inventory: LoadedInventory, bundle: Bundle, ours: Hello, work: Work, *,
+               verb: str, progress: Progress = lambda _host, _text: None, prepare: Prepare | None = None) -> ClassResult:
+    """`work` for every entry on its host; results in the entries' order."""
+    results: dict[int, Outcome] = {}
+    by_host: dict[str, list[tuple[int, Entry]]] = {}
+    for i, entry in enumerate(entries):
+        refusal = unplaced(entry, inventory)
+        if refusal is not None:
+            results[i] = refusal
+        else:
+            by_host.setdefault(entry.host or "", []).append((i, entry))
+
+    def one_host(name: str) -> HostOutcome:
+        host = ClassHost(name, inventory)
+        todo = by_host[name]
+        say = lambda text: progress(name, text)  # noqa: E731
+        try:
+            hello = host.ready(ours, bundle, say)
+            if prepare is not None:
+                prepare(host, hello, say)
+        except HostDown as exc:
+            for i, entry in todo:
+                results[i] = Outcome(entry.student, entry.instance, name, False, "host down", str(exc))
+            say(f"not ready: {exc}")
+            return HostOutcome(name, False, str(exc), len(todo))
+        lock, done = threading.Lock(), []
+
+        def one(item: tuple[int, Entry]) -> None:
+            i, entry = item
+            started = time.monotonic()
+            try:
+                outcome = work(host, entry)
+            except HostDown as exc:
+                outcome = Outcome(entry.student, entry.instance, name, False, "host down", str(exc))
+            outcome = replace(outcome, seconds=time.monotonic() - started)
+            results[i] = outcome
+            with lock:
+                done.append(outcome)
+                failed = [o.student for o in done if not o.ok]
+                say(f"{len(done)}/{len(todo)} {verb}" + (f", failed: {', '.join(failed)}" if failed else "")
+                    + f" ({entry.student}: {outcome.state})")
+
+        fan_out(one, todo, workers=min(host.spec.jobs, len(todo)))
+        failed = sum(not results[i].ok for i, _ in todo)
+        return HostOutcome(name, True, f"{len(todo) - failed} of {len(todo)} {verb}", len(todo))
+
+    hosts = fan_out(one_host, list(by_host)) if by_host else []
+    return ClassResult([results[i] for i in range(len(entries))], hosts)
