@@ -7,7 +7,7 @@ as everywhere in the CLI. The checks are `hyperlab.ops.doctor`.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,7 +17,7 @@ from hyperlab.cli.app import ExitCode, app, err, exit_with, out, reports_mistake
 from hyperlab.core.load import load_lab
 from hyperlab.host.accel import CACHE_PATH, KVM_DEVICE, KVM_TIMEOUT, host_cache_key, load_cached
 from hyperlab.images.store import ImageStore
-from hyperlab.ops.doctor import diagnose
+from hyperlab.ops.doctor import diagnose, host_offer
 from hyperlab.ops.doctor_model import Finding, any_failed
 
 STYLES = {"ok": "green", "info": "blue", "warn": "yellow", "fail": "bold red"}
@@ -38,9 +38,11 @@ def fix_lines(findings: list[Finding]) -> list[str]:
     return [f"{f.fix}    # {f.what}" for f in findings if f.fix and f.level in ("fail", "warn")]
 
 
-def as_json(findings: list[Finding], lab: str | None) -> str:
-    return json.dumps({"lab": lab, "ok": not any_failed(findings), "findings": [f.to_json() for f in findings]},
-                      indent=2, ensure_ascii=False)
+def as_json(findings: list[Finding], lab: str | None, host: dict[str, int | str] | None = None) -> str:
+    data: dict[str, Any] = {"lab": lab, "ok": not any_failed(findings), "findings": [f.to_json() for f in findings]}
+    if host is not None:
+        data["host"] = host
+    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 @app.command("doctor")
@@ -56,10 +58,11 @@ def doctor(
     if KVM_DEVICE.exists() and (recheck or load_cached(CACHE_PATH, host_cache_key()) is None):
         err.print(f"testing whether KVM really works: booting a test guest (up to {KVM_TIMEOUT:g} s, once) ...",
                   markup=False)
-    findings = diagnose(loaded, ImageStore(), recheck=recheck)
+    store = ImageStore()
+    findings = diagnose(loaded, store, recheck=recheck)
     lab_id = loaded.lab.id if loaded is not None else None
     if as_json_:
-        print(as_json(findings, lab_id))
+        print(as_json(findings, lab_id, host_offer(store)))
     else:
         out.print(render_table(findings, title=f"lab doctor {lab_id}" if lab_id else "lab doctor"))
         fixes = fix_lines(findings)

@@ -18,7 +18,8 @@ from rich.text import Text
 
 from hyperlab.cli.app import (ExitCode, InstanceOpt, LabArg, Session, app, check_instance, err, exit_with, host_errors,
                               deployable, out, output_file, reports_mistakes)
-from hyperlab.core.errors import LabError, UsageError
+from hyperlab.core.errors import LabError, UsageError, display_path, printable
+from hyperlab.core.inventory import LoadedInventory, load_inventory
 from hyperlab.core.load import load_lab
 from hyperlab.core.model import check_uri
 from hyperlab.core.paths import output_folder
@@ -26,7 +27,8 @@ from hyperlab.core.steps import unknown_step
 from hyperlab.grading import evidence
 from hyperlab.grading.document import RunDocument
 from hyperlab.grading.outcome import Status
-from hyperlab.core.roster import read_roster
+from hyperlab.grading.remote import live_domains_there
+from hyperlab.core.roster import hosts_problems, load_roster
 from hyperlab.grading.runner import grade as grade_class
 from hyperlab.grading.runner import run_checks
 from hyperlab.grading.target import Instance, Recorder
@@ -110,7 +112,9 @@ def check(lab: LabArg, instance: InstanceOpt = "default", step: StepOpt = None,
 @app.command("grade")
 @reports_mistakes
 def grade(lab: Annotated[str | None, typer.Argument(help="Lab id or lab.yaml path.")] = None,
-          roster: Annotated[Path | None, typer.Option(help="CSV: student,instance[,uri][,channel].")] = None,
+          roster: Annotated[Path | None, typer.Option(help="CSV: student,instance[,uri][,channel][,host].")] = None,
+          hosts: Annotated[Path | None, typer.Option("--hosts", help="The class's hosts file: each student of a roster "
+                                                     "with a host column is checked on that host.")] = None,
           jobs: Annotated[int, typer.Option("-j", "--jobs", help="Students checked at once.")] = 4,
           out_dir: Annotated[Path, typer.Option("--out", help="Folder for grades.csv, junit.xml, report.html, evidence/.")] = Path("grades"),
           verify: Annotated[Path | None, typer.Option(help="Check a signed evidence file instead of grading.")] = None,
@@ -120,16 +124,22 @@ def grade(lab: Annotated[str | None, typer.Argument(help="Lab id or lab.yaml pat
     if verify is not None:
         if roster is not None:
             raise UsageError("--verify checks one evidence file; it does not take --roster")
-        _verify(verify, key)
+        _verify(verify, key, load_inventory(hosts) if hosts is not None else None)
         return
     if lab is None or roster is None:
         raise UsageError("give the lab and its roster: lab grade LAB --roster roster.csv (or --verify FILE)")
     output_folder(out_dir, "--out")
     _usable_key(key)
     loaded = deployable(load_lab(lab))
-    entries = read_roster(roster)  # the roster is known good before the --out folder is made
-    documents = grade_class(loaded, entries, out_dir, jobs=jobs, key=str(key) if key else None,
-                            progress=lambda line: err.print(line, markup=False))
+    inventory = load_inventory(hosts) if hosts is not None else None
+    class_roster = load_roster(roster)  # the roster is known good before the --out folder is made
+    if inventory is not None and hosts is not None:
+        problems = hosts_problems(class_roster, display_path(roster), inventory.names, display_path(hosts))
+        if problems:
+            raise LabError(problems)
+    documents = grade_class(loaded, class_roster.entries, out_dir, jobs=jobs, key=str(key) if key else None,
+                            progress=lambda line: err.print(printable(line), markup=False), inventory=inventory,
+                            class_roster=class_roster.has_hosts)
     out.print(f"gradebook for {len(documents)} student(s): {out_dir / 'grades.csv'}, {out_dir / 'junit.xml'}, "
               f"{out_dir / 'report.html'}; signed evidence in {out_dir / 'evidence'}/", markup=False)
 
@@ -145,13 +155,23 @@ def _usable_key(key: Path | None) -> None:
             raise UsageError(f"--key: {exc}") from None
 
 
-def _verify(path: Path, key: Path | None) -> None:
+def _verify(path: Path, key: Path | None, inventory: LoadedInventory | None) -> None:
     try:
         data = evidence.read(path)
         secret = evidence.load_key(evidence.key_path(key), create=False)
     except evidence.EvidenceError as exc:
         raise UsageError(str(exc)) from None
-    verdict = evidence.verify(data, secret, _live_domains)
+
+    def live(document: RunDocument) -> dict[str, str] | None:
+        if not document.class_host:
+            return _live_domains(document)
+        if inventory is None:
+            err.print(f"note: taken on class host {document.class_host}; give --hosts hosts.yaml to compare with the "
+                      "domains deployed there", markup=False)
+            return None
+        return live_domains_there(inventory, document)
+
+    verdict = evidence.verify(data, secret, live)
     for line in verdict.lines:
         (out if verdict.ok else err).print(("ok: " if verdict.ok else "refused: ") + line, markup=False)
     if not verdict.ok:

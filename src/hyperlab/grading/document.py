@@ -36,7 +36,8 @@ class RunDocument:
     domains: dict[str, str] = field(default_factory=dict)  # node -> libvirt domain UUID, when checked
     started: str = ""
     finished: str = ""
-    host: str = ""
+    host: str = ""  # the machine whose hyperlab ran the checkers (its host name)
+    class_host: str = ""  # that machine as the class's hosts file names it; empty: the grader's own
     tool: str = "hyperlab"
     signature: dict[str, str] | None = None
 
@@ -88,6 +89,8 @@ class RunDocument:
             "error": self.error, "domains": self.domains, "started": self.started, "finished": self.finished,
             "host": self.host, "tool": self.tool,
         }
+        if self.class_host:  # only then: evidence of a single host keeps its format
+            data["class_host"] = self.class_host
         if self.signature is not None:
             data["signature"] = self.signature
         return data
@@ -107,6 +110,7 @@ class RunDocument:
                 domains={str(k): str(v) for k, v in (data.get("domains") or {}).items()},
                 started=str(data.get("started") or ""), finished=str(data.get("finished") or ""),
                 host=str(data.get("host") or ""), tool=str(data.get("tool") or "hyperlab"),
+                class_host=str(data.get("class_host") or ""),
                 signature={str(k): str(v) for k, v in signature.items()} if isinstance(signature, dict) else None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DocumentError(f"a run's result with a malformed field: {type(exc).__name__}: {exc}") from None

@@ -32,16 +32,28 @@ def _name(document: RunDocument) -> str:
     return document.student or document.instance
 
 
+def _anchor(document: RunDocument) -> str:
+    return f"{document.class_host}-{document.instance}" if document.class_host else document.instance
+
+
+def _on_hosts(documents: list[RunDocument]) -> bool:
+    """A class spread over hosts: the gradebook names each student's host."""
+    return any(doc.class_host for doc in documents)
+
+
 def grades_csv(lab: Lab, documents: list[RunDocument]) -> str:
-    """One row per student, one column per step, then total and max (importable into an LMS)."""
+    """One row per student, one column per step, then total and max (importable into an LMS). A class
+    over several hosts has a `host` column after the instance."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", "instance", *[s.id for s in lab.steps], "total", "max", "notes"])
+    hosts = _on_hosts(documents)
+    writer.writerow(["student", "instance", *(["host"] if hosts else []), *[s.id for s in lab.steps], "total", "max",
+                     "notes"])
     maximum = sum(s.points for s in lab.steps)
     for doc in documents:
         cells = {s.id: step_cell(s) for s in doc.steps}
-        writer.writerow([_name(doc), doc.instance, *[cells.get(s.id, "") for s in lab.steps], total_cell(doc), maximum,
-                         doc.first_error()])
+        writer.writerow([_name(doc), doc.instance, *([doc.class_host] if hosts else []),
+                         *[cells.get(s.id, "") for s in lab.steps], total_cell(doc), maximum, doc.first_error()])
     return buffer.getvalue()
 
 
@@ -56,7 +68,7 @@ def junit_xml(lab: Lab, documents: list[RunDocument]) -> str:
                               skipped=str(counts[Status.BLOCKED]), timestamp=doc.started)
         props = ET.SubElement(suite, "properties")
         for name, value in (("lab", lab.id), ("instance", doc.instance), ("score", _number(doc.score)),
-                            ("max", str(doc.max))):
+                            ("max", str(doc.max)), *([("host", doc.class_host)] if doc.class_host else [])):
             ET.SubElement(props, "property", name=name, value=value)
         for step in doc.steps:
             duration = sum(c.duration for c in step.checks)
@@ -99,7 +111,8 @@ def report_html(lab: Lab, documents: list[RunDocument], generated: str) -> str:
         cells = "".join(
             f"<td class='{by_id[s.id].status}'>{esc(step_cell(by_id[s.id]))}</td>" if s.id in by_id else "<td></td>"
             for s in lab.steps)
-        rows.append(f"<tr><td><a href='#{esc(doc.instance)}'>{esc(_name(doc))}</a></td>"
+        host = f"<td>{esc(doc.class_host)}</td>" if _on_hosts(documents) else ""
+        rows.append(f"<tr><td><a href='#{esc(_anchor(doc))}'>{esc(_name(doc))}</a></td>{host}"
                     f"{cells}<td>{esc(total_cell(doc))}</td><td>{doc.max}</td></tr>")
     details = []
     for doc in documents:
@@ -111,10 +124,12 @@ def report_html(lab: Lab, documents: list[RunDocument], generated: str) -> str:
                          f"<td><pre>{esc(step.observed)}</pre></td><td>{esc(step.hint_in('en'))}</td></tr>")
         body = ("<table><tr><th>step</th><th>status</th><th>observed</th><th>hint</th></tr>" + "".join(items) + "</table>"
                 if items else "<p>Every step passes.</p>")
-        details.append(f"<h2 id='{esc(doc.instance)}'>{esc(_name(doc))} "
-                       f"<small>({esc(doc.instance)}, {esc(total_cell(doc))} / {doc.max})</small></h2>{body}")
+        where = f"{doc.instance} on {doc.class_host}" if doc.class_host else doc.instance
+        details.append(f"<h2 id='{esc(_anchor(doc))}'>{esc(_name(doc))} "
+                       f"<small>({esc(where)}, {esc(total_cell(doc))} / {doc.max})</small></h2>{body}")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{esc(lab.id)} grades</title>"
             f"<style>{STYLE}</style></head><body><h1>{esc(lab.title.en)} <small>({esc(lab.id)})</small></h1>"
             f"<p>Generated {esc(generated)}. ERROR means the lab could not be checked (not the student's fault).</p>"
-            f"<table><tr><th>student</th>{head}<th>total</th><th>max</th></tr>{''.join(rows)}</table>"
+            f"<table><tr><th>student</th>{'<th>host</th>' if _on_hosts(documents) else ''}{head}<th>total</th>"
+            f"<th>max</th></tr>{''.join(rows)}</table>"
             f"{''.join(details)}</body></html>\n")

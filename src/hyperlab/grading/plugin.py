@@ -47,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--evidence", dest="hl_evidence", help="Write the signed JSON result of the run to this file.")
     group.addoption("--key", dest="hl_key", help="Instructor key that signs evidence (default /var/lib/hyperlab/grading.key).")
     group.addoption("--student", dest="hl_student", help="Student name recorded in the evidence.")
+    # `lab grade` says --hosts; pytest-testinfra, which checkers may use, owns that option in pytest
+    group.addoption("--hosts-file", dest="hl_hosts", help="With --roster: the class's hosts file (hosts.yaml); each "
+                    "student is checked on the host the roster's host column names.")
     group.addoption("--out", dest="hl_out", default="grades", help="With --roster: folder for the gradebook (default grades/).")
     group.addoption("--jobs", dest="hl_jobs", type=int, default=4, help="With --roster: students graded at once (default 4).")
 

@@ -22,10 +22,13 @@ from hyperlab.core.paths import output_folder
 from hyperlab.grading import evidence
 from hyperlab.grading.discovery import checkers_dir, labs_under
 from hyperlab.grading.document import RunDocument, now_utc
+from hyperlab.grading.remote import check_on_hosts
 from hyperlab.grading.gradebook import grades_csv, junit_xml, report_html, total_cell
-from hyperlab.core.roster import Entry, read_roster
+from hyperlab.core.inventory import LoadedInventory, load_inventory
+from hyperlab.core.roster import Entry, load_roster
 from hyperlab.core.model import DEFAULT_URI
 from hyperlab.host.files import write_atomic
+from hyperlab.remote.bundle import make_bundle
 
 RUN_TIMEOUT = 3600  # seconds for one student's whole checker run
 
@@ -65,29 +68,51 @@ def run_checks(loaded: LoadedLab, instance: str, evidence_path: Path, *, uri: st
 
 
 def grade(loaded: LoadedLab, entries: list[Entry], out: Path, *, jobs: int = 4, key: str | None = None,
-          progress: Callable[[str], None] = lambda _line: None) -> list[RunDocument]:
-    """Check every student's instance (`jobs` at once) and write the gradebook into `out`."""
+          progress: Callable[[str], None] = lambda _line: None, inventory: LoadedInventory | None = None,
+          class_roster: bool = False) -> list[RunDocument]:
+    """Check every student's instance and write the gradebook into `out`. A student with a host (or
+    every student of a class roster, `class_roster`) is checked on that host of `inventory`, `jobs`
+    per host at once as the hosts file says; the others here, `jobs` at once."""
     checkers_dir(loaded)  # a lab without checkers is refused before anything runs
     if jobs < 1 or jobs > 64:
         raise UsageError(f"-j must be 1 to 64, not {jobs}")
+    hosted = [i for i, entry in enumerate(entries) if class_roster or entry.host is not None]
+    if hosted and inventory is None:
+        first = entries[hosted[0]]
+        raise UsageError(f"the roster places students on hosts (line {first.line}: {first.student} on "
+                         f"{first.host or 'no host yet'}); give the hosts file: --hosts hosts.yaml")
+    bundle = make_bundle(loaded) if hosted else None  # a lab that cannot travel is refused before anything runs
     output_folder(out, "--out", below=("evidence",))
     try:
-        evidence.load_key(evidence.key_path(key), create=True)  # made once here, not raced by the parallel runs
+        secret = evidence.load_key(evidence.key_path(key), create=True)  # made once here, not raced by the parallel runs
     except evidence.EvidenceError as exc:
         raise UsageError(f"--key: {exc}") from None
     (out / "evidence").mkdir(parents=True, exist_ok=True)
 
+    def path_of(entry: Entry) -> Path:
+        return out / "evidence" / f"{entry.slug}.json"
+
     def one(entry: Entry) -> RunDocument:
-        document = run_checks(loaded, entry.instance, out / "evidence" / f"{entry.slug}.json", uri=entry.uri,
+        document = run_checks(loaded, entry.instance, path_of(entry), uri=entry.uri,
                               channel=entry.channel, student=entry.student, key=key)
         progress(f"{entry.student}: {summary(document)}")
         return document
 
-    documents = fan_out(one, entries, workers=jobs)
-    write_atomic(out / "grades.csv", grades_csv(loaded.lab, documents))
-    write_atomic(out / "junit.xml", junit_xml(loaded.lab, documents))
-    write_atomic(out / "report.html", report_html(loaded.lab, documents, now_utc()))
-    return documents
+    documents: dict[int, RunDocument] = {}
+    local = [i for i in range(len(entries)) if i not in set(hosted)]
+    if hosted and inventory is not None and bundle is not None:
+        _, there = check_on_hosts(loaded, [entries[i] for i in hosted], inventory,
+                                  lambda host, text: progress(f"{host}: {text}"), bundle)
+        for i, document in zip(hosted, there):
+            documents[i] = evidence.write(path_of(entries[i]), document, secret)
+            progress(f"{entries[i].student}: {summary(documents[i])}")
+    for i, document in zip(local, fan_out(one, [entries[i] for i in local], workers=jobs)):
+        documents[i] = document
+    ordered = [documents[i] for i in range(len(entries))]
+    write_atomic(out / "grades.csv", grades_csv(loaded.lab, ordered))
+    write_atomic(out / "junit.xml", junit_xml(loaded.lab, ordered))
+    write_atomic(out / "report.html", report_html(loaded.lab, ordered, now_utc()))
+    return ordered
 
 
 def summary(document: RunDocument) -> str:
@@ -110,10 +135,12 @@ def grade_from_pytest(config: Any) -> int:
     lab_id, root = labs.pop()
     try:
         loaded = load_lab(lab_id, root)
-        entries = read_roster(Path(config.getoption("hl_roster")))
+        roster = load_roster(Path(config.getoption("hl_roster")))
+        hosts = config.getoption("hl_hosts")
+        inventory = load_inventory(Path(hosts)) if hosts else None
         out = Path(config.getoption("hl_out"))
-        grade(loaded, entries, out, jobs=config.getoption("hl_jobs"), key=config.getoption("hl_key"),
-              progress=lambda line: print(line, flush=True))
+        grade(loaded, roster.entries, out, jobs=config.getoption("hl_jobs"), key=config.getoption("hl_key"),
+              progress=lambda line: print(line, flush=True), inventory=inventory, class_roster=roster.has_hosts)
     except LabError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -48,9 +48,11 @@ class NodeStatus:
     state: str  # running, shut off, paused, missing, ...
     agent: bool
     ready: bool
+    uuid: str | None = None  # libvirt's, while the domain exists (`lab grade --verify` compares it)
 
     def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "domain": self.domain, "state": self.state, "agent": self.agent, "ready": self.ready}
+        return {"name": self.name, "domain": self.domain, "state": self.state, "agent": self.agent, "ready": self.ready,
+                "uuid": self.uuid}
 
 
 def up(conn: libvirt.virConnect, loaded: LoadedLab, plan: Plan, *, timeout: float = 900,
@@ -161,5 +163,5 @@ def status(conn: libvirt.virConnect, plan: Plan) -> list[NodeStatus]:
         channel = AgentChannel(domain, node.name, node.os)
         agent = state == "running" and channel.ping(timeout=2)
         ready = agent and is_ready(channel)
-        result.append(NodeStatus(node.name, node.domain, state, agent, ready))
+        result.append(NodeStatus(node.name, node.domain, state, agent, ready, domain.UUIDString()))
     return result

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hyperlab import __version__
 from hyperlab.core.catalog import IMAGES
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.plan import HostFacts
@@ -70,8 +71,25 @@ def mount_point(path: Path) -> Path:
 
 
 def mem_available(meminfo: Path = Path("/proc/meminfo")) -> int:
-    match = re.search(r"^MemAvailable:\s+(\d+)\s*kB", meminfo.read_text(), re.MULTILINE)
+    return _meminfo("MemAvailable", meminfo)
+
+
+def mem_total(meminfo: Path = Path("/proc/meminfo")) -> int:
+    return _meminfo("MemTotal", meminfo)
+
+
+def _meminfo(field: str, meminfo: Path) -> int:
+    match = re.search(rf"^{field}:\s+(\d+)\s*kB", meminfo.read_text(), re.MULTILINE)
     return int(match.group(1)) * 1024 if match else 0
+
+
+def host_offer(store: ImageStore, facts: HostFacts | None = None) -> dict[str, int | str]:
+    """What this host offers a class (`lab doctor --json`'s `host`): its memory, CPU threads and the
+    free disk where the image store and the instances live (the smaller, when they are apart)."""
+    facts = facts or HostFacts()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"hyperlab": __version__, "memory": mem_total(), "cpus": cpus,
+            "disk": min(free_bytes(store.root), free_bytes(facts.instances_dir))}
 
 
 def qemu_run_as(conf: Path = QEMU_CONF) -> tuple[str, str | None]:
