@@ -14,7 +14,9 @@ from rich.text import Text
 
 from hyperlab.cli.app import InstanceOpt, JsonOpt, app, check_instance, err, out, output_file, reports_mistakes
 from hyperlab.core.errors import LabError, UsageError, display_path, printable
+from hyperlab.core.inventory import is_inventory, load_inventory
 from hyperlab.core.load import LoadedLab, find_root, lab_ids, load_any, load_lab
+from hyperlab.core.yamlsrc import read_yaml
 from hyperlab.core.paths import output_folder
 from hyperlab.core.plan import HostFacts, Plan
 from hyperlab.core.plan import plan as make_plan
@@ -48,12 +50,16 @@ def list_labs(as_json: JsonOpt = False) -> None:
 
 @app.command()
 @reports_mistakes
-def validate(refs: Annotated[list[str], typer.Argument(help="Lab ids, lab.yaml files or topology files.")]) -> None:
-    """Check labs and topologies; every problem is printed as file:line:column: message."""
+def validate(refs: Annotated[list[str], typer.Argument(help="Lab ids, lab.yaml files, topology files or hosts files.")]) -> None:
+    """Check labs, topologies and a class's hosts files; every problem is printed as file:line:column: message."""
     root = find_root()
     problems = []
     for ref in refs:
         try:
+            if Path(ref).is_file() and is_inventory(source := read_yaml(Path(ref))):
+                hosts = load_inventory(Path(ref), source)
+                out.print(f"ok: {display_path(hosts.source.path)} ({len(hosts.names)} hosts)", markup=False)
+                continue
             loaded = load_any(ref, root)
         except LabError as exc:
             problems += exc.problems

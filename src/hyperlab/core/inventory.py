@@ -165,7 +165,7 @@ def load_inventory(path: Path, source: Source | None = None) -> LoadedInventory:
                 where = ("hosts", name, "reserve" if given else "memory")
                 what = f"reserve {human_size(reserve)}" + ("" if given else " (the default: 10 %, at least 2 GiB)")
                 problems.append(source.problem(where, f"hosts.{name}: {what} leaves nothing of its memory "
-                                               f"{human_size(spec.memory)} for students; set a smaller reserve:"))
+                                               f"{human_size(spec.memory)} for students; set `reserve:` below it"))
     if problems:
         raise LabError(problems)
     return LoadedInventory(inventory, source, config)

@@ -50,7 +50,7 @@ def document_of(loaded: LoadedLab, entry: Entry, outcome: Outcome) -> RunDocumen
     one for this lab, instance and student; otherwise every step ERROR with the reason."""
     host = outcome.host or ""
     failed = RunDocument.failed(loaded, entry.instance, entry.uri, entry.student,
-                                f"{host or 'no host'}: {outcome.state}: {outcome.detail}" if host else outcome.detail)
+                                f"{host + ': ' if host else ''}{outcome.state}: {outcome.detail}")
     if outcome.document is None:
         return replace(failed, class_host=host)
     try:

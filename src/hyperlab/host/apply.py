@@ -20,7 +20,7 @@ from typing import Literal
 
 import libvirt
 
-from hyperlab.host.conn import ForeignObject, Owner, lookup_domain, lookup_network, lookup_pool, owner_of
+from hyperlab.host.conn import ForeignObject, Owner, libvirt_boundary, lookup_domain, lookup_network, lookup_pool, owner_of
 from hyperlab.host.instance_files import read_record, write_plan_record
 from hyperlab.render.libvirt_xml import domain_xml, network_xml, pool_xml, volume_xml
 from hyperlab.core.plan import Plan
@@ -122,19 +122,20 @@ def _check_topology(plan: Plan, domains: dict[str, Owner | None]) -> None:
 def converge(conn: libvirt.virConnect, plan: Plan, progress: Progress = _no_progress,
              host_side: Callable[[Plan], list[str]] | None = None) -> list[Change]:
     """Make libvirt match the plan. `host_side` sets up the instance's namespace (None: skip)."""
-    domains = domain_owners(conn, plan)
-    problems = ownership_problems(conn, plan, domains)
-    if problems:
-        raise ForeignObject("\n".join(problems))
-    _check_topology(plan, domains)
-    changes = _pool(conn, plan, progress)
-    changes += _networks(conn, plan, progress)
-    if host_side is not None:
-        made = host_side(plan)
-        changes.append(Change("host-side", plan.host_side.netns, "created" if made else "kept"))
-    changes += _volumes(conn, plan, progress)
-    changes += _define_domains(conn, plan, progress)
-    return changes
+    with libvirt_boundary(f"bringing up {plan.lab} instance {plan.instance}"):
+        domains = domain_owners(conn, plan)
+        problems = ownership_problems(conn, plan, domains)
+        if problems:
+            raise ForeignObject("\n".join(problems))
+        _check_topology(plan, domains)
+        changes = _pool(conn, plan, progress)
+        changes += _networks(conn, plan, progress)
+        if host_side is not None:
+            made = host_side(plan)
+            changes.append(Change("host-side", plan.host_side.netns, "created" if made else "kept"))
+        changes += _volumes(conn, plan, progress)
+        changes += _define_domains(conn, plan, progress)
+        return changes
 
 
 def _pool(conn: libvirt.virConnect, plan: Plan, progress: Progress) -> list[Change]:
@@ -217,11 +218,12 @@ def _define_domains(conn: libvirt.virConnect, plan: Plan, progress: Progress) ->
 
 def start_domain(conn: libvirt.virConnect, name: str) -> bool:
     """Start a defined domain; False when it was already running."""
-    domain = conn.lookupByName(name)
-    if domain.isActive():
-        return False
-    domain.create()
-    return True
+    with libvirt_boundary(f"starting {name}"):
+        domain = conn.lookupByName(name)
+        if domain.isActive():
+            return False
+        domain.create()
+        return True
 
 
 # ------------------------------------------------------------------------ teardown
@@ -230,26 +232,27 @@ def start_domain(conn: libvirt.virConnect, name: str) -> bool:
 def teardown(conn: libvirt.virConnect, plan: Plan, progress: Progress = _no_progress,
              host_side: Callable[[Plan], list[str]] | None = None) -> list[Change]:
     """Remove exactly what this instance owns; foreign objects with our names stay untouched."""
-    changes = []
-    for node in plan.nodes:
-        domain = lookup_domain(conn, node.domain)
-        if domain is None or not _mine(plan, owner_of(domain.XMLDesc(0))):
-            continue
-        remove_domain(domain)
-        progress(node.name, "removed")
-        changes.append(Change("domain", node.domain, "removed"))
-    if host_side is not None and host_side(plan):
-        changes.append(Change("host-side", plan.host_side.netns, "removed"))
-    for network in plan.networks:
-        found = lookup_network(conn, network.libvirt_name)
-        if found is None or not _mine(plan, owner_of(found.XMLDesc(0))):
-            continue
-        if found.isActive():
-            found.destroy()
-        found.undefine()
-        changes.append(Change("network", network.libvirt_name, "removed"))
-    changes += _remove_pool(conn, plan)
-    return changes
+    with libvirt_boundary(f"removing {plan.lab} instance {plan.instance}"):
+        changes = []
+        for node in plan.nodes:
+            domain = lookup_domain(conn, node.domain)
+            if domain is None or not _mine(plan, owner_of(domain.XMLDesc(0))):
+                continue
+            remove_domain(domain)
+            progress(node.name, "removed")
+            changes.append(Change("domain", node.domain, "removed"))
+        if host_side is not None and host_side(plan):
+            changes.append(Change("host-side", plan.host_side.netns, "removed"))
+        for network in plan.networks:
+            found = lookup_network(conn, network.libvirt_name)
+            if found is None or not _mine(plan, owner_of(found.XMLDesc(0))):
+                continue
+            if found.isActive():
+                found.destroy()
+            found.undefine()
+            changes.append(Change("network", network.libvirt_name, "removed"))
+        changes += _remove_pool(conn, plan)
+        return changes
 
 
 def deployed(conn: libvirt.virConnect, plan: Plan) -> bool:
@@ -259,16 +262,17 @@ def deployed(conn: libvirt.virConnect, plan: Plan) -> bool:
 
 def drop_node(conn: libvirt.virConnect, plan: Plan, name: str) -> None:
     """Remove a node's domain and its volumes (the overlays); `converge` makes them new from the golden image."""
-    node = plan.node(name)
-    domain = lookup_domain(conn, node.domain)
-    if domain is not None:
-        remove_domain(domain)  # defined again by converge, with the same XML
-    pool = conn.storagePoolLookupByName(plan.pool)
-    pool.refresh(0)
-    existing = set(pool.listVolumes())
-    for volume in node.volumes:
-        if volume.name in existing:
-            pool.storageVolLookupByName(volume.name).delete(0)
+    with libvirt_boundary(f"resetting {name} of {plan.lab} instance {plan.instance}"):
+        node = plan.node(name)
+        domain = lookup_domain(conn, node.domain)
+        if domain is not None:
+            remove_domain(domain)  # defined again by converge, with the same XML
+        pool = conn.storagePoolLookupByName(plan.pool)
+        pool.refresh(0)
+        existing = set(pool.listVolumes())
+        for volume in node.volumes:
+            if volume.name in existing:
+                pool.storageVolLookupByName(volume.name).delete(0)
 
 
 def remove_domain(domain: libvirt.virDomain) -> None:

@@ -6,7 +6,8 @@ Nothing above this module sees `libvirt.libvirtError`; only the CLI prints.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,6 +21,20 @@ T = TypeVar("T")
 
 class HostProblem(Exception):
     """The host is missing something (libvirtd down, no permission): one line and the fix."""
+
+
+class LibvirtRefused(HostProblem):
+    """libvirt refused an operation (a bridge left behind, a full disk, a daemon gone): what was being
+    done and libvirt's own words, in one line."""
+
+
+@contextmanager
+def libvirt_boundary(what: str) -> Iterator[None]:
+    """Inside: libvirt's errors leave as LibvirtRefused("<what>: <libvirt's message>")."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(f"{what}: libvirt: {exc.get_error_message()}") from None
 
 
 class ForeignObject(Exception):
