@@ -158,8 +158,9 @@ def plan(lab: LabArg, roster: RosterOpt, hosts: HostsOpt, as_json: JsonOpt = Fal
             table.add_row(Text(p.student), Text(p.host or "-"), Text(note, style="" if p.host else "bold red"))
         out.print(table)
         placed = sum(p.host is not None for p in placements)
-        what = "written into" if written else "not written (--dry-run)" if dry_run and new else "unchanged in"
-        out.print(f"{placed} placed, {len(placements) - placed} refused; host column {what} {roster}", markup=False)
+        what = "written into" if written else "not written into" if dry_run and new else "unchanged in"
+        out.print(f"{placed} placed, {len(placements) - placed} refused; host column {what} {roster}"
+                  + (" (--dry-run)" if dry_run and new else ""), markup=False)
     if any(p.host is None for p in placements):
         raise exit_with(ExitCode.FAILED)
 

@@ -144,7 +144,7 @@ def _print_plan(p: Plan) -> None:
 def schema(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the schema files (default: schema/ in the checkout).")] = None,
 ) -> None:
-    """Write the JSON Schemas of topology and lab files (for editors and docs)."""
+    """Write the JSON Schemas of topology, lab and hosts files (for editors and docs)."""
     target = output_folder(out_dir, "--out") if out_dir else find_root() / "schema"
     target.mkdir(parents=True, exist_ok=True)
     for name, model in SCHEMAS.items():

@@ -92,6 +92,8 @@ def _host_name(value: str) -> str:
 
 
 class HostSpec(BaseModel):
+    """One host of the class: how SSH reaches it, and what it offers the class."""
+
     model_config = ConfigDict(extra="forbid")
 
     ssh: Annotated[str, AfterValidator(_ssh)] = Field(description="[user@]host[:port] that SSH reaches the host as.")
@@ -101,15 +103,20 @@ class HostSpec(BaseModel):
                                                         "(read from the host when left out).")
     reserve: Size | None = Field(default=None, description="Memory kept for the host itself (default 10 %, at least 2GiB).")
     jobs: int = Field(default=DEFAULT_JOBS, ge=1, le=32, description="Students worked on at once on this host.")
-    labels: list[Annotated[str, AfterValidator(_label)]] = Field(default_factory=list, max_length=32)
+    labels: list[Annotated[str, AfterValidator(_label)]] = Field(default_factory=list, max_length=32,
+                                                                 description="Words for people; `lab capacity` shows them.")
     lab: Annotated[str, AfterValidator(_command)] | None = Field(
         default=None, description="Absolute path of the `lab` command on the host (default: `lab` on its PATH).")
 
 
 class Inventory(BaseModel):
+    """A class's hosts (`hosts.yaml`): `lab capacity`, `lab class` and `lab grade --hosts` read it."""
+
     model_config = ConfigDict(extra="forbid")
 
-    hosts: dict[Annotated[str, AfterValidator(_host_name)], HostSpec] = Field(min_length=1, max_length=MAX_HOSTS)
+    hosts: dict[Annotated[str, AfterValidator(_host_name)], HostSpec] = Field(
+        min_length=1, max_length=MAX_HOSTS, description="The hosts by name (1-40 lowercase letters, digits and hyphens); "
+                                                         "the roster's host column names them.")
     ssh_config: str | None = Field(default=None, description="An OpenSSH client config file, relative to this file.")
 
 

@@ -1,5 +1,5 @@
-"""JSON Schemas for topology and lab files, for editors (yaml-language-server) and the docs (pure:
-`lab schema` writes them)."""
+"""JSON Schemas for topology, lab and hosts files, for editors (yaml-language-server) and the docs
+(pure: `lab schema` writes them)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 
 from pydantic import BaseModel
 
+from hyperlab.core.inventory import Inventory
 from hyperlab.core.model import Lab, Topology
 
-SCHEMAS: dict[str, type[BaseModel]] = {"topology": Topology, "lab": Lab}
+SCHEMAS: dict[str, type[BaseModel]] = {"topology": Topology, "lab": Lab, "hosts": Inventory}
 
 
 def schema_text(model: type[BaseModel]) -> str:

@@ -46,7 +46,7 @@ def generate(root: Path) -> dict[str, str]:
         files[f"labs/index.{lang}.md"] = labs_index(labs, lang)
         files[f"reference/cli.{lang}.md"] = cli_reference(lang)
         files[f"reference/checkers.{lang}.md"] = checkers_reference(lang)
-        for kind in ("lab", "topology"):
+        for kind in ("lab", "topology", "hosts"):
             schema = json.loads((root / "schema" / f"{kind}.schema.json").read_text(encoding="utf-8"))
             files[f"reference/{kind}-schema.{lang}.md"] = schema_reference(schema, kind, lang)
     return files

@@ -1,4 +1,4 @@
-"""The lab and topology YAML references (`docs/reference/KIND-schema.LANG.md`), from `schema/*.schema.json`."""
+"""The lab, topology and hosts YAML references (`docs/reference/KIND-schema.LANG.md`), from `schema/*.schema.json`."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def _properties_table(obj: dict[str, Any], ko: bool) -> list[str]:
 
 def schema_reference(schema: dict[str, Any], kind: str, lang: str) -> str:
     ko = lang == "ko"
-    names = {"lab": ("실습 YAML 스키마", "Lab YAML schema"), "topology": ("토폴로지 YAML 스키마", "Topology YAML schema")}
+    names = {"lab": ("실습 YAML 스키마", "Lab YAML schema"), "topology": ("토폴로지 YAML 스키마", "Topology YAML schema"),
+             "hosts": ("호스트 YAML 스키마", "Hosts YAML schema")}
     out = [f"# {names[kind][0 if ko else 1]}", ""]
     out += [(f"`schema/{kind}.schema.json`에서 만들어진다. 알 수 없는 키는 오류이다 (`lab validate`)." if ko else
              f"Generated from `schema/{kind}.schema.json`. Unknown keys are errors (`lab validate`)."), ""]
