@@ -188,3 +188,19 @@ def test_a_host_running_another_hyperlab_is_refused_and_the_others_go_on(klass: 
     assert result.returncode == 1
     assert rows["Park"]["state"] == "host down" and "runs hyperlab 0.0.9" in rows["Park"]["detail"]
     assert rows["Kim"]["state"] in ("not deployed", "ready"), rows["Kim"]
+
+
+def test_facts_the_hosts_file_leaves_out_are_read_from_the_host(klass: Class) -> None:
+    """hv1 gives no memory, CPUs or disk: `lab capacity` asks its own `lab doctor --json` (over SSH);
+    the others give all three and are not contacted."""
+    hosts = klass.fleet.folder / "hosts-facts.yaml"
+    hosts.write_text(klass.hosts.read_text().replace(", memory: 2GiB, cpus: 2, disk: 10GiB, reserve: 1GiB}", "}", 1))
+    before = {name: host.connections() for name, host in klass.fleet.hosts.items()}
+    result = run_lab(klass.env, "capacity", LAB, "--hosts", str(hosts), "--json")
+    rows = {row["host"]: row["students"] for row in json.loads(result.stdout)["hosts"]}
+    told = json.loads(klass.fleet.hosts["hv1"].run(str(Path(sys.executable).parent / "lab"), "doctor", "--json",
+                                                    check=False).stdout)["host"]
+    usable = told["memory"] - max(2 << 30, told["memory"] // 10)
+    assert rows == {"hv1": min(usable // (448 << 20), (told["disk"] - (4 << 30)) // (832 << 20)), "hv2": 2, "hv3": 1}
+    after = {name: host.connections() for name, host in klass.fleet.hosts.items()}
+    assert after["hv1"] > before["hv1"] and after["hv2"] == before["hv2"] and after["hv3"] == before["hv3"]
