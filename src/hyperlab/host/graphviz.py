@@ -49,11 +49,26 @@ def run_dot(dot_text: str, fmt: Literal["svg", "png"]) -> bytes:
     return result.stdout
 
 
-def diagram_svg(loaded: LoadedLab, lang: str = "ko", step: str | None = None, prefix: str = "", styled: bool = True) -> str:
-    """The lab's diagram as one `<svg>` element (see `hyperlab.render.diagram_style.finish_svg`);
-    `prefix` goes before every id in it (several diagrams on one page)."""
+def diagram_svg(loaded: LoadedLab, lang: str = "ko", step: str | None = None) -> str:
+    """The lab's diagram as one self-styled `<svg>` element (`hyperlab.render.diagram_style.finish_svg`)."""
     svg = run_dot(diagram_dot(loaded, lang, step), "svg").decode("utf-8")
-    return finish_svg(svg, prefix, diagram_title(loaded.lab.id, lang), styled)
+    return finish_svg(svg, "", diagram_title(loaded.lab.id, lang))
+
+
+def page_diagrams(loaded: LoadedLab, lang: str, steps: list[str]) -> tuple[str, dict[str, str]]:
+    """A lesson page's diagrams in one run of dot (a run costs ~50 ms, mostly starting up; a page
+    of chapter-2 has nineteen): the lab's (styled, ids prefixed LAB-), and each of `steps` -> that
+    step's highlighted (unstyled: the page's first diagram styles them; ids LAB-STEP-). Graphviz
+    lays out each graph of its input on its own and writes one SVG document each."""
+    texts = [diagram_dot(loaded, lang)] + [diagram_dot(loaded, lang, step) for step in steps]
+    out = run_dot("".join(texts), "svg").decode("utf-8")
+    documents = [d for d in out.split("</svg>") if d.strip()]
+    if len(documents) != len(texts):
+        raise HostProblem(f"dot drew {len(documents)} pictures for {len(texts)} graphs")
+    title, lab_id = diagram_title(loaded.lab.id, lang), loaded.lab.id
+    main = finish_svg(documents[0] + "</svg>", f"{lab_id}-", title)
+    return main, {step: finish_svg(document + "</svg>", f"{lab_id}-{step}-", title, styled=False)
+                  for step, document in zip(steps, documents[1:])}
 
 
 def diagram_png(loaded: LoadedLab, lang: str = "ko", step: str | None = None) -> bytes:
