@@ -51,6 +51,7 @@ FONTS = "NanumGothic,Noto Sans CJK KR,Noto Sans KR,Malgun Gothic,Apple SD Gothic
 
 _VIEWBOX = re.compile(r'<svg\b[^>]*\bviewBox="([0-9.]+) ([0-9.]+) ([0-9.]+) ([0-9.]+)"[^>]*>')
 _ID = re.compile(r'\bid="([^"]*)"')
+_GRAPH_ID = re.compile(r'(<g )id="(?:page[0-9,]+_)?([^"]*)"(?= class="graph")')
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.S)
 _TITLE = re.compile(r"<title>[^<]*</title>\n?")  # Graphviz's tooltips: the DOT ids, no help to a reader
 
@@ -61,9 +62,10 @@ def q(text: str) -> str:
 
 
 def h(text: str) -> str:
-    """Text inside a Graphviz HTML-like label: markup characters escaped, line breaks as spaces
-    (an HTML label is not read for escapes such as \\N, so nothing else is special)."""
-    return html.escape(" ".join(str(text).split()), quote=True)
+    """Text inside a Graphviz HTML-like label: markup characters escaped, line breaks as spaces, and
+    backslashes doubled: Graphviz expands \\N, \\G and the like even there (and after decoding
+    entities, so &#92;N would not do); \\\\ is a backslash."""
+    return html.escape(" ".join(str(text).split()).replace("\\", "\\\\"), quote=True)
 
 
 def style_css() -> str:
@@ -98,6 +100,8 @@ def finish_svg(svg: str, prefix: str, label: str, styled: bool = True) -> str:
     tag = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{round(float(width))}" height="{round(float(height))}" '
            f'viewBox="{x} {y} {width} {height}" class="hl-topo" role="img" aria-label="{h(label)}">')
     body = _TITLE.sub("", _COMMENT.sub("", svg[opening.end():svg.rindex("</svg>")]))
+    # (Graphviz names the graph of the second and later graphs of one input page0,1_ID: not ours)
+    body = _GRAPH_ID.sub(r'\1id="\2"', body, count=1)
     body = _ID.sub(lambda m: f'id="{h(prefix)}{m.group(1)}"', body)
     style = f"<style>{style_css()}</style>" if styled else ""
     return f"{tag}\n{style}{body.strip()}\n</svg>\n"
