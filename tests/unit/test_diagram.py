@@ -9,6 +9,7 @@ Update the golden DOT after an intended change with HYPERLAB_UPDATE_GOLDEN=1.
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -109,6 +110,18 @@ def test_chapter_2_shows_the_seeds_picture() -> None:
     assert all(f'"{v}" [' in frame for v in ("g-win2003-1", "g-win2003-2", "g-win2003-3", "sw-SVR1-Internal2"))
     replica = next(line for line in dot.splitlines() if 'class="hl-move hl-move-replica' in line)
     assert "Linux01 → SVR1" in replica and 'cluster_SVR1"' in replica
+
+
+def test_chapter_2s_forwards_and_replica_agree_with_what_its_checkers_read() -> None:
+    """The diagram draws `forwards:` and `moves:`; the checkers read the same facts from variables and
+    constants of their own: one must not move without the other."""
+    lab = load_lab("chapter-2", ROOT).lab
+    replica = next(m for m in lab.moves if m.kind == "replica")
+    assert (replica.guest, lab.guests[replica.guest].host, replica.to) == (
+        lab.variables["replica_vm"], lab.variables["replica_primary"], lab.variables["replica_server"])
+    nat = (ROOT / "checkers" / "chapter-2" / "test_nat.py").read_text()
+    constants = {int(m.group(1)) for m in re.finditer(r"^(?:TELNET|RDP)_PORT = (\d+)$", nat, re.M)}
+    assert {f.port for f in lab.forwards} == constants == {23, 35000}
 
 
 @pytest.mark.parametrize("lang", LANGS)
