@@ -16,7 +16,7 @@ from hyperlab.docsite.lab_pages import check_command
 from hyperlab.docsite.checkers_page import checkers_reference
 from hyperlab.docsite.cli_page import cli_reference
 from hyperlab.docsite.hook import generate, labs_nav, write_generated
-from hyperlab.docsite.lab_pages import lab_page
+from hyperlab.docsite.lab_pages import TOPOLOGY, lab_page
 from hyperlab.docsite.schema_page import schema_reference
 from hyperlab.core.load import load_lab
 
@@ -41,11 +41,38 @@ def test_chapter_2_has_all_steps_with_points_in_both_languages() -> None:
             assert f"    {check_command('chapter-2', step.id)}\n" in page
             for req in step.requires:
                 assert f"(#step-{req})" in page
-        assert f"![" in page and "](chapter-2.svg)" in page
         assert page.count('!!! success "') == 18
     assert steps_of(pages["ko"]) == steps_of(pages["en"])
     assert "작업 확인" in pages["ko"] and "Check your work" in pages["en"]
     assert "모두 18단계, 총 100점." in pages["ko"] and "18 steps, 100 points in all." in pages["en"]
+
+
+def test_the_page_holds_its_diagrams_inline_and_keeps_the_steps_out_of_the_search() -> None:
+    loaded = load_lab("chapter-2", ROOT)
+    diagrams = {TOPOLOGY: '<svg class="hl-topo">T</svg>\n', "switches": '<svg class="hl-topo">S</svg>\n'}
+    for lang, words in (("ko", ("전체 크기로 보기", "토폴로지에서 이 단계가 다루는 곳")), ("en", ("Full size", "Where this step happens"))):
+        page = lab_page(loaded, lang, diagrams=diagrams)
+        figure = page.index('<figure class="hl-diagram" id="diagram">\n<svg class="hl-topo">T</svg>\n<figcaption>')
+        assert page.index("{#topology}") < figure < page.index("| --- |")  # under the heading, before the table
+        assert '<a href="../chapter-2.svg">' + words[0] in page
+        # the step's own diagram, closed, in its section, before its lesson and hint
+        step = page.index('{#step-switches ')
+        details = page.index('<details class="abstract hl-step-diagram" data-search-exclude><summary>' + words[1])
+        assert step < details < page.index("<svg class=\"hl-topo\">S</svg>\n</details>") < page.index('??? tip', step)
+        assert page.count("hl-step-diagram") == 1  # only the steps given a diagram get one
+        assert "<svg" not in lab_page(loaded, lang)  # no diagrams given: none drawn
+
+
+def test_addresses_the_lab_does_not_give_say_why() -> None:
+    """The node and guest tables say DHCP, set by the student, or no address: never '?'."""
+    c2 = lab_page(load_lab("chapter-2", ROOT), "en")
+    assert "| Linux01 | SVR2 | External no address |" in c2
+    test_lab = load_lab(ROOT / "tests" / "data" / "labs" / "diagram" / "lab.yaml", ROOT)
+    for lang, dhcp, none in (("en", "DHCP", "no address"), ("ko", "DHCP", "주소 없음")):
+        page = lab_page(test_lab, lang)
+        assert f"| LAPTOP | `debian-12` | 1 vCPU, 512MiB | outside {dhcp} |" in page
+        assert f"| roamer | HV2 | Uplink {dhcp}, Island {none} |" in page
+        assert "?" not in page.split("{#topology}")[1].split("{#steps}")[0]
 
 
 def _copy_root(tmp_path: Path) -> Path:
@@ -83,7 +110,9 @@ def test_write_generated_is_idempotent_and_removes_stale_pages(tmp_path: Path) -
     stale = docs / "labs" / "gone.en.md"
     stale.write_text("# gone\n")
     assert write_generated(docs, files) == ["labs/gone.en.md"] and not stale.exists()
-    assert (docs / "labs" / "chapter-2.svg").read_text().startswith("<svg")
+    for lang, title in (("ko", "chapter-2 토폴로지"), ("en", "chapter-2 topology")):
+        svg = (docs / "labs" / f"chapter-2.{lang}.svg").read_text()  # mkdocs-static-i18n serves it as chapter-2.svg
+        assert svg.startswith("<svg") and f'aria-label="{title}"' in svg
     assert labs_nav(files) == ["labs/index.md", "labs/chapter-1.md", "labs/chapter-2.md", "labs/chapter-2-linux.md"]
 
 

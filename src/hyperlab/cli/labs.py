@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from hyperlab.cli.app import InstanceOpt, JsonOpt, app, check_instance, err, out, output_file, reports_mistakes
+from hyperlab.cli.app import InstanceOpt, JsonOpt, app, check_instance, err, host_errors, out, output_file, reports_mistakes
 from hyperlab.core.errors import LabError, UsageError, display_path, printable
 from hyperlab.core.inventory import is_inventory, load_inventory
 from hyperlab.core.load import LoadedLab, find_root, lab_ids, load_any, load_lab
@@ -22,7 +22,8 @@ from hyperlab.core.plan import HostFacts, Plan
 from hyperlab.core.plan import plan as make_plan
 from hyperlab.core.schema import SCHEMAS, schema_text
 from hyperlab.core.units import format_size
-from hyperlab.render.diagram import diagram_svg
+from hyperlab.host.graphviz import diagram_png, diagram_svg
+from hyperlab.render.diagram import LANGS
 from hyperlab.render.libvirt_xml import all_xml
 
 
@@ -155,16 +156,31 @@ def schema(
 
 @app.command()
 @reports_mistakes
+@host_errors
 def diagram(
     lab: Annotated[str, typer.Argument(help="Lab id or lab.yaml path.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="SVG file to write (default: stdout).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write: FILE.svg or FILE.png (default: SVG on stdout).")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="Language of the labels: ko or en.")] = "ko",
+    step: Annotated[str | None, typer.Option("--step", help="Highlight what this step is about (its nodes, switches, forwards, moves).")] = None,
 ) -> None:
-    """Draw the lab's topology (nodes, networks, addresses, nested guests) as SVG."""
+    """Draw the lab's topology with Graphviz: the host's networks and nodes, and inside each nested
+    node its virtual switches and guests; routers, port forwards, migrations and replicas."""
     if output is not None:
         output_file(output, "--output")
-    svg = diagram_svg(load_lab(lab))
-    if output is None:
-        sys.stdout.write(svg)
+        if output.suffix.lower() not in (".svg", ".png"):
+            raise UsageError(f"--output {printable(str(output))}: give a .svg or .png file")
+    if lang not in LANGS:
+        raise UsageError(f"--lang {printable(lang)}: use one of {', '.join(LANGS)}")
+    loaded = load_lab(lab)
+    if step is not None and step not in {s.id for s in loaded.lab.steps}:
+        raise UsageError(f"--step {printable(step)}: {loaded.lab.id} has no such step; steps: "
+                         + ", ".join(s.id for s in loaded.lab.steps))
+    if output is not None and output.suffix.lower() == ".png":
+        output.write_bytes(diagram_png(loaded, lang, step))
     else:
-        output.write_text(svg)
-        err.print(f"wrote {printable(str(output))}", markup=False)
+        svg = diagram_svg(loaded, lang, step)
+        if output is None:
+            sys.stdout.write(svg)
+            return
+        output.write_text(svg, encoding="utf-8")
+    err.print(f"wrote {printable(str(output))}", markup=False)

@@ -27,6 +27,9 @@ _MAC_RE = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
 _FQDN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 _NETBIOS_DOMAIN_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,14}$")
 _IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+# Virtual switch names as Hyper-V and Linux bridges both take them, and nothing a script, XML or a
+# drawing would read twice: External, Internal2, lan-1.
+_SWITCH_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 
 
 def _node_name(value: str) -> str:
@@ -113,6 +116,12 @@ def _ifname(value: str) -> str:
     return value
 
 
+def _switch_name(value: str) -> str:
+    if not _SWITCH_NAME_RE.fullmatch(value):
+        raise ValueError(f"switch name {value!r} must be 1-32 letters, digits, '_' or '-', starting with a letter, such as Internal2")
+    return value
+
+
 def _whole_number(cls: object, value: object) -> object:
     """YAML's `true` is not 1: a count or a score is written as a number."""
     if isinstance(value, bool):
@@ -125,6 +134,7 @@ IfName = Annotated[str, AfterValidator(_ifname)]
 
 Ident = Annotated[str, AfterValidator(check_id)]
 NetName = Annotated[str, AfterValidator(_net_name)]
+SwitchName = Annotated[str, AfterValidator(_switch_name)]
 Mac = Annotated[str, AfterValidator(_mac)]
 Fqdn = Annotated[str, AfterValidator(_fqdn)]
 
@@ -276,7 +286,7 @@ class Switch(Strict):
 
 
 class GuestNic(Strict):
-    switch: str
+    switch: SwitchName
     ip: IPv4Interface | None = None
     gateway: IPv4Address | None = None
 
@@ -295,13 +305,47 @@ class Guest(Strict):
     roles: list[str] = Field(default_factory=list)
 
 
+class Forward(Strict):
+    """A port forward through a router: a connection to `port` on the router's public address reaches
+    `to_port` on `to`. What the lab teaches (the checkers prove it from the outside); the diagram
+    draws it as an arrow from the public side to the inner service."""
+
+    router: NodeName = Field(description="The node or guest that forwards: it needs a NIC on the public side "
+                                         "(a nat, route or bridge network, or an external switch).")
+    port: int = Field(ge=1, le=65535, description="The port on the router's public address.")
+    to: NodeName = Field(description="The node or guest behind the router that serves it; it shares a network "
+                                     "or switch with the router.")
+    to_port: int | None = Field(None, ge=1, le=65535, description="The port on `to`. Default: the same as `port`.")
+    protocol: Literal["tcp", "udp"] = "tcp"
+    step: Ident | None = Field(None, description="The step that makes the forward (its diagram highlights it).")
+
+    _ports_are_numbers = field_validator("port", "to_port", mode="before")(_whole_number)
+
+    @property
+    def target_port(self) -> int:
+        return self.port if self.to_port is None else self.to_port
+
+
+class Move(Strict):
+    """A guest that moves, or is copied, from its host to another node during the lab: a live
+    migration, a storage migration or a replica. The diagram draws it as a dashed edge."""
+
+    guest: NodeName = Field(description="A guest of this lab (`guests:`); it starts on its `host`.")
+    kind: Literal["shared-nothing", "shared-storage", "storage", "replica"] = Field(
+        description="shared-nothing: the running guest and its disk move to `to`; shared-storage: the running guest "
+                    "moves to `to`, its disk stays on a share (SMB live migration); storage: the guest stays, its disk "
+                    "moves to a share on `to`; replica: `to` keeps a copy of the guest (Hyper-V Replica).")
+    to: NodeName = Field(description="The node that receives it: a nested host, or for `storage` the node holding the share.")
+    step: Ident | None = Field(None, description="The step that does it (its diagram highlights it).")
+
+
 class Lab(Strict):
     id: Ident
     title: Text
     summary: Text | None = None
     topology: Ident = Field(description="Name of a file in topologies/ (without .yaml).")
     variables: dict[str, str | int | bool] = Field(default_factory=dict)
-    switches: dict[str, Switch] = Field(default_factory=dict)
+    switches: dict[SwitchName, Switch] = Field(default_factory=dict)
     guests: dict[NodeName, Guest] = Field(default_factory=dict)
     start: list[Action] = Field(default_factory=list)
     personalize: list[Action] = Field(
@@ -309,3 +353,6 @@ class Lab(Strict):
         description="Run at each `lab up` that starts from prepared layers, after the boot: gives the instance what the "
                     "shared layers must not hold (its own passwords, keys) and restarts what a shutdown stops.")
     steps: list[Step] = Field(min_length=1)
+    forwards: list[Forward] = Field(default_factory=list, description="Port forwards through a router node or guest.")
+    moves: list[Move] = Field(default_factory=list,
+                              description="Live migrations, storage migrations and replicas of guests between nodes.")

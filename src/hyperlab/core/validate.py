@@ -16,6 +16,7 @@ from hyperlab.core.model import Lab, Topology
 from hyperlab.core.limits import MAX_DISK, MAX_DISKS, MAX_MEMORY, MAX_NICS, MIN_DISK, MIN_MEMORY, NIC_FIRST_SLOT
 from hyperlab.core.paths import inside
 from hyperlab.core.units import format_size
+from hyperlab.core.validate_relations import relation_problems
 from hyperlab.core.yamlsrc import Source
 
 
@@ -192,6 +193,7 @@ def lab_problems(lab: Lab, src: Source, topo: Topology) -> list[Problem]:
     problems += _switch_rules(lab, src, topo)
     problems += _guest_rules(lab, src, topo)
     problems += _lesson_rules(lab, src)
+    problems += relation_problems(lab, src, topo)
     return problems
 
 

@@ -1,8 +1,14 @@
 """The lab pages: one per lab and language (`docs/labs/LAB.LANG.md`), and the labs' index.
 
 Title, summary, topology diagram and table, nested guests, the start state, then the steps with
-points, requires, the step's lesson (`labs/LAB/lessons/STEP.LANG.md`), its hint and a "check your
-work" box. The lesson files are validated with the lab (`hyperlab.core.validate`).
+points, requires, the step's diagram (what it is about, highlighted), the step's lesson
+(`labs/LAB/lessons/STEP.LANG.md`), its hint and a "check your work" box. The lesson files are
+validated with the lab (`hyperlab.core.validate`).
+
+The diagrams are inline `<svg>` elements (`hyperlab.host.graphviz` draws them; the hook passes
+them in, so that this module stays pure): their text is selectable and found by the browser's
+search, and they take the page's light or dark scheme. The site's search indexes the topology
+diagram, not the step diagrams, which repeat it.
 """
 
 from __future__ import annotations
@@ -13,8 +19,12 @@ from pathlib import Path
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.model import Text
 from hyperlab.core.units import format_size
+from hyperlab.core.wiring import Port, ports
 from hyperlab.docsite.markdown import md
 from hyperlab.docsite.words import words
+
+
+TOPOLOGY = ""  # the key of the lab's own diagram in `lab_page`'s diagrams (step ids are never empty)
 
 
 def t(text: Text, lang: str) -> str:
@@ -60,10 +70,35 @@ def lesson_lines(text: str, under: int) -> list[str]:
     return out
 
 
-def lab_page(loaded: LoadedLab, lang: str, lessons: dict[str, str] | None = None) -> str:
-    """One lab's lesson page in one language; `lessons` as `read_lessons` gives them for that language."""
+def diagram_file(lab_id: str, lang: str) -> str:
+    """The full-size SVG beside the pages: mkdocs-static-i18n serves `LAB.LANG.svg` as `LAB.svg`
+    in that language's site, beside that language's page."""
+    return f"labs/{lab_id}.{lang}.svg"
+
+
+def address(port: Port | None, w: dict[str, str]) -> str:
+    """A NIC's address for the tables; one the lab does not give says why, as the diagram does."""
+    if port is not None and port.ip is not None:
+        return str(port.ip) + (f" ({w['student_ip']})" if port.set_by == "student" else "")
+    if port is not None and port.dhcp:
+        return w["dhcp"]
+    return w["student_ip"] if port is not None and port.set_by == "student" else w["no_address"]
+
+
+def _by_index(found: list[Port], count: int) -> list[Port | None]:
+    """Ports by NIC position (a NIC on an unknown network has none; validation refuses those)."""
+    at = {p.index: p for p in found}
+    return [at.get(i) for i in range(count)]
+
+
+def lab_page(loaded: LoadedLab, lang: str, lessons: dict[str, str] | None = None,
+             diagrams: dict[str, str] | None = None) -> str:
+    """One lab's lesson page in one language; `lessons` as `read_lessons` gives them for that language;
+    `diagrams`: TOPOLOGY (the lab's diagram) and step ids -> an `<svg>` element in that language."""
     lab, topo = loaded.lab, loaded.topology.topology
     lessons = lessons or {}
+    diagrams = diagrams or {}
+    wired = ports(lab, topo)
     w = words("lab_pages")[lang]
     total = sum(s.points for s in lab.steps)
     unknown = set(lessons) - {INTRO, *(s.id for s in lab.steps)}
@@ -78,20 +113,21 @@ def lab_page(loaded: LoadedLab, lang: str, lessons: dict[str, str] | None = None
         out += [*lesson_lines(lessons[INTRO], 1), ""]
 
     out += [f"## {w['topology']} {{#topology}}", ""]
-    out += ['<figure class="hl-diagram" markdown>', f"![{w['topology_alt'].format(lab=lab.id)}]({lab.id}.svg)", "</figure>", ""]
+    if TOPOLOGY in diagrams:
+        out += ['<figure class="hl-diagram" id="diagram">', diagrams[TOPOLOGY].strip(),
+                f'<figcaption><a href="../{lab.id}.svg">{w["full_size"]}</a></figcaption>', "</figure>", ""]
     out += [f"| {w['node']} | {w['image']} | {w['resources']} | {w['addresses']} |", "| --- | --- | --- | --- |"]
     for name, node in topo.nodes.items():
-        addresses = ", ".join(
-            f"{nic.network} {nic.ip if nic.ip else '?'}" + (f" ({w['student_ip']})" if nic.set_by == "student" else "")
-            for nic in node.nics
-        ) or "-"
+        addresses = ", ".join(f"{nic.network} {address(port, w)}"
+                              for nic, port in zip(node.nics, _by_index(wired[name], len(node.nics)))) or "-"
         resources = f"{node.vcpus} vCPU, {format_size(node.memory)}" + (", nested" if node.nested else "")
         out.append(f"| {md(name)} | `{node.image}` | {resources} | {md(addresses)} |")
     out.append("")
     if lab.guests:
         out += [f"**{w['guests']}**", "", f"| {w['guest']} | {w['host']} | {w['addresses']} |", "| --- | --- | --- |"]
         for name, guest in lab.guests.items():
-            addresses = ", ".join(f"{nic.switch} {nic.ip if nic.ip else '?'}" for nic in guest.nics) or "-"
+            addresses = ", ".join(f"{nic.switch} {nic.ip if nic.ip else address(port, w)}"
+                                  for nic, port in zip(guest.nics, _by_index(wired[name], len(guest.nics)))) or "-"
             out.append(f"| {md(name)} | {md(guest.host)} | {md(addresses)} |")
         out.append("")
     if lab.start:
@@ -117,6 +153,9 @@ def lab_page(loaded: LoadedLab, lang: str, lessons: dict[str, str] | None = None
         if step.nodes:
             facts.append(f"**{w['about']}**: " + ", ".join(md(n) for n in step.nodes))
         out += [" · ".join(facts), ""]
+        if step.id in diagrams:
+            out += [f'<details class="abstract hl-step-diagram" data-search-exclude><summary>{w["step_diagram"]}</summary>',
+                    diagrams[step.id].strip(), "</details>", ""]
         if lessons.get(step.id):
             out += [*lesson_lines(lessons[step.id], 3), ""]
         if step.hint:
