@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hyperlab.core.errors import LabError, Problem, display_path, is_control, printable
 from hyperlab.core.model import CHANNELS, DEFAULT_URI, check_id, check_uri
+from hyperlab.core.textfile import Kind, read_utf8
 
 COLUMNS = ("student", "instance", "uri", "channel", "host")
 
@@ -45,26 +46,14 @@ MAX_CELL = 200  # a name or a URI, never a paragraph
 MAX_LINE = 1000
 
 
+ROSTER_FILE = Kind(too_big="the roster is {size_kib} KiB; a roster is at most {limit_mib} MiB (is it the right file?)",
+                   not_found="roster not found", folder="is a folder, not a roster file",
+                   unreadable="cannot read the roster: ", save_as="save the roster as CSV UTF-8")
+
+
 def _text(path: Path, where: str) -> str:
-    """The roster's text; a byte that is not UTF-8 is reported at the line a person sees it on."""
-    try:
-        if path.stat().st_size > MAX_ROSTER_BYTES:
-            raise LabError([Problem(where, 1, 1, f"the roster is {path.stat().st_size >> 10} KiB; a roster is at most "
-                                                 f"{MAX_ROSTER_BYTES >> 20} MiB (is it the right file?)")])
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise LabError([Problem(where, 1, 1, "roster not found")]) from None
-    except IsADirectoryError:
-        raise LabError([Problem(where, 1, 1, "is a folder, not a roster file")]) from None
-    except OSError as exc:
-        raise LabError([Problem(where, 1, 1, f"cannot read the roster: {exc.strerror or exc}")]) from None
-    try:
-        text = raw.decode("utf-8")  # a BOM (spreadsheets save one) stays: load_roster keeps it for writing back
-    except UnicodeDecodeError as exc:
-        at_line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise LabError([Problem(where, at_line, column, f"byte {raw[exc.start]:#04x} is not UTF-8; save the roster as "
-                                                     "CSV UTF-8")]) from None
+    """The roster's text; a BOM (spreadsheets save one) stays: load_roster keeps it for writing back."""
+    text = read_utf8(path, where, MAX_ROSTER_BYTES, ROSTER_FILE)
     for number, line in enumerate(text.split("\n"), 1):
         bad = next((i for i, c in enumerate(line) if is_control(c) and c not in "\t\r"), None)
         if bad is not None:

@@ -17,6 +17,7 @@ import yaml
 
 from hyperlab.core.errors import LabError, Problem, display_path, printable
 from hyperlab.core.limits import MAX_FILE_BYTES
+from hyperlab.core.textfile import Kind, read_utf8
 
 Pos = tuple[int, int]  # 1-based line, column
 MAX_VALUES = 100_000  # far beyond any real lab; stops "billion laughs" alias expansion
@@ -243,27 +244,15 @@ class _Builder:
             raise self.fail(node.start_mark, f"cannot read {node.value!r} as {tag} ({exc}); remove the tag") from None
 
 
+YAML_FILE = Kind(too_big="the file is {size_mib:.1f} MiB; a lab or topology file is at most {limit_mib} MiB (is it the "
+                      "right file?)", not_found="file not found", folder="is a directory, not a YAML file",
+                 unreadable="cannot read: ", save_as="save the file as UTF-8")
+
+
 def read_yaml(path: Path) -> Source:
     """Read a YAML file whose top level is a mapping; every failure is a `LabError`."""
     name = display_path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise LabError([Problem(name, 1, 1, f"the file is {size / (1 << 20):.1f} MiB; a lab or topology file is at most "
-                                                f"{MAX_FILE_BYTES >> 20} MiB (is it the right file?)")])
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise LabError([Problem(name, 1, 1, "file not found")]) from None
-    except IsADirectoryError:
-        raise LabError([Problem(name, 1, 1, "is a directory, not a YAML file")]) from None
-    except OSError as exc:
-        raise LabError([Problem(name, 1, 1, f"cannot read: {exc.strerror}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1  # in bytes: the line is not text
-        raise LabError([Problem(name, line, column, f"byte {raw[exc.start]:#04x} is not UTF-8; save the file as UTF-8")]) from None
+    text = read_utf8(path, name, MAX_FILE_BYTES, YAML_FILE)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
