@@ -166,6 +166,9 @@ def test_a_class_across_three_hosts(klass: Class, conn: object) -> None:
     assert {s for s, row in by_student(json.loads(down.stdout)).items() if row["ok"]} == set(PLACED), down.stdout
     assert {name: host.inventory() for name, host in fleet.hosts.items()} == klass.before
     assert inventory(conn) == root_before
+    # an appeal after class: the evidence still verifies, with nothing left on hv3 to compare it with
+    later = klass.lab("grade", "--verify", str(grades / "evidence" / "Park.json"), "--hosts", str(klass.hosts))
+    assert later.returncode == 0 and "domains not compared" in later.stdout, later.stdout + later.stderr
 
 
 def test_a_host_running_another_hyperlab_is_refused_and_the_others_go_on(klass: Class, tmp_path: Path) -> None:

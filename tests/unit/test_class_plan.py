@@ -15,6 +15,7 @@ from hyperlab.core.load import load_lab
 from hyperlab.core.needs import GiB, MiB, lab_needs
 from hyperlab.core.placement import Demand, HostOffer, capacity, place
 from hyperlab.core.roster import load_roster, with_hosts
+from tests.unit.clihelp import run_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMAND = Demand(memory=448 * MiB, vcpus=1, disk=832 * MiB, base_disk=4 * GiB)
@@ -94,6 +95,11 @@ def test_any_class_any_hosts(specs: list[tuple[int, int, int, int]], memory_mib:
     kept = {p.student: p.host for p in first if p.host}
     later = place(hosts, demand, students(n + more, kept))
     assert [p.host for p in later[:n]] == [p.host for p in first]  # stable
+    shrunk = [HostOffer(h.name, h.memory // 2, h.cpus, h.disk, min(h.reserve, h.memory // 2 - 1)) for h in hosts[1:]]
+    again = place(shrunk, demand, students(n, kept))  # a host gone, the others smaller: nobody moves, nothing overflows
+    assert all(p.host in (None, kept.get(p.student)) for p in again)
+    for offer in shrunk:
+        assert sum(p.host == offer.name for p in again) * demand.memory <= offer.memory - offer.reserve
 
 
 # ------------------------------------------------------------------------------------ capacity
@@ -188,3 +194,42 @@ def test_the_same_instance_name_may_live_on_two_hosts(tmp_path: Path) -> None:
         load_roster(path)
     path.write_text("student,instance,host\nKim,lab,hv1\nLee,lab,hv2\n")
     assert [e.host for e in load_roster(path).entries] == ["hv1", "hv2"]
+
+
+# ------------------------------------------------------------------------------------ the CLI refuses first
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text("hosts:\n  hv1: {ssh: root@192.0.2.1, memory: 4GiB, cpus: 2, disk: 40GiB, reserve: 1GiB}\n")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("student,instance\nKim,kim\n")
+    stray = tmp_path / "stray.csv"
+    stray.write_text("student,instance,host\nKim,kim,hv1\nLee,lee,hv9\n")
+    return {"hosts": hosts, "plain": plain, "stray": stray}
+
+
+SOLO_LAB = str(ROOT / "tests/data/labs/solo/lab.yaml")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["class", "up", SOLO_LAB, "--roster", "{stray}", "--hosts", "{hosts}"],
+     ":3:1: Lee: host hv9 is not in "),
+    (["class", "up", SOLO_LAB, "--roster", "{plain}", "--hosts", "{hosts}", "--accel", "fast"],
+     "error: --accel must be auto, kvm or tcg, not 'fast'"),
+    (["class", "up", SOLO_LAB, "--roster", "{plain}", "--hosts", "{hosts}", "--var", "nope=1"],
+     "nope"),
+    (["grade", SOLO_LAB, "--roster", "{plain}", "--hosts", "{hosts}", "--out", "{out}"],
+     "has no host column, so the hosts file places nobody"),
+    (["grade", SOLO_LAB, "--roster", "{stray}", "--hosts", "{hosts}", "--out", "{out}"],
+     ":3:1: Lee: host hv9 is not in "),
+    (["capacity", SOLO_LAB, "--hosts", "{hosts}", "--like", "hv7"], "error: --like hv7: not a host of"),
+    (["capacity", SOLO_LAB, "--hosts", "{hosts}", "--students", "0"], "error: --students must be 1 to 100000, not 0"),
+])
+def test_a_class_command_refuses_a_mistake_in_one_line_before_any_host_is_contacted(
+        files: dict[str, Path], tmp_path: Path, args: list[str], line: str) -> None:
+    result = run_lab(*[a.format(**files, out=tmp_path / "grades") for a in args])
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and line in result.stderr, result.stderr
+    assert not (tmp_path / "grades").exists()  # nothing made (and 192.0.2.1, a documentation address, never asked)

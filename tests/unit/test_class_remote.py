@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import shlex
 import shutil
+import string
 import subprocess
 import tarfile
 from pathlib import Path
@@ -21,8 +21,8 @@ from hyperlab.images import transfer
 from hyperlab.images.store import ImageStore, sha256_file
 from hyperlab.remote.bundle import BUNDLES, BundleError, make_bundle, pack, present, receive
 from hyperlab.remote.protocol import Hello, ProtocolError, fingerprint
-from hyperlab.remote.reach import bundle_root
-from hyperlab.remote.ssh import Ssh
+from hyperlab.remote.reach import bundle_of
+from hyperlab.remote.ssh import Ssh, remote_line
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLO = ROOT / "tests" / "data" / "labs" / "solo" / "lab.yaml"
@@ -71,8 +71,9 @@ def test_a_bundle_arrives_whole_under_its_hash_once(tmp_path: Path) -> None:
         assert os.access(folder / name, os.X_OK) == os.access(source, os.X_OK)
     assert receive(bundle.hash, io.BytesIO(b"not read again"), tmp_path) == folder
     assert bundle.folder() == f"{BUNDLES}/{bundle.hash}"
-    assert bundle_root(f"{BUNDLES}/{bundle.hash}/labs/solo/lab.yaml") == bundle.folder()
-    assert bundle_root("/etc/labs/solo/lab.yaml") is None and bundle_root(f"{BUNDLES}/x/labs/solo/lab.yaml") is None
+    assert bundle_of(f"{BUNDLES}/{bundle.hash}/labs/solo/lab.yaml") == bundle.hash
+    assert bundle_of(f"/srv/big-disk/hyperlab/bundles/{bundle.hash}/labs/solo/lab.yaml") == bundle.hash  # a symlinked folder
+    assert bundle_of("/etc/labs/solo/lab.yaml") is None and bundle_of(f"{BUNDLES}/x/labs/solo/lab.yaml") is None
 
 
 def tar_of(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
@@ -151,9 +152,12 @@ def test_the_ssh_command_line_cannot_be_steered_by_a_target_or_an_argument(tmp_p
     assert argv[argv.index("-F") + 1] == str(tmp_path / "ssh_config")
     assert "BatchMode=yes" in argv and argv[argv.index("-p") + 1] == "2222" and argv[argv.index("-l") + 1] == "admin"
     assert argv[-3:-1] == ["--", "hv1.example"]  # nothing after `--` is an ssh option
-    assert shlex.split(argv[-1]) == command  # the remote shell gets each argument back as itself
-    done = subprocess.run(["sh", "-c", 'printf "%s\\n" "$@"', "sh", *shlex.split(argv[-1])], capture_output=True, text=True)
-    assert done.stdout.splitlines() == command
+    assert set(argv[-1]) <= set("exec sh-c'\"$(printf %s|base64-d)") | set(string.ascii_letters + string.digits + "+/=")
+    shown = ["printf", "%s\\n", *command[1:]]  # the same arguments, printed one per line by the host's shell
+    for shell in ("sh", "bash", "dash"):  # whichever login shell runs the line, POSIX sh gets each argument as itself
+        if shutil.which(shell):
+            done = subprocess.run([shell, "-c", remote_line(shown)], capture_output=True, text=True)
+            assert done.stdout.splitlines() == command[1:], (shell, done.stderr)
 
 
 # ------------------------------------------------------------------------------------ an image's stream
@@ -161,11 +165,13 @@ def test_the_ssh_command_line_cannot_be_steered_by_a_target_or_an_argument(tmp_p
 needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
 
 
-def golden(store: ImageStore, name: str = "tiny", backing: Path | None = None) -> str:
+def golden(store: ImageStore, name: str = "tiny", backing: Path | None = None, backing_format: str = "qcow2",
+           options: str | None = None) -> str:
     store.ensure_root()
     argv = ["qemu-img", "create", "-q", "-f", "qcow2"]
-    argv += ["-b", str(backing), "-F", "qcow2"] if backing else []
-    subprocess.run([*argv, str(store.path(name)), "16M"], check=True)
+    argv += ["-b", str(backing), "-F", backing_format] if backing else []
+    argv += ["-o", options] if options else []
+    subprocess.run([*argv, str(store.path(name)), "1M"], check=True)
     store.file(f"{name}.vmlinuz").write_bytes(b"kernel")
     store.file(f"{name}.initrd").write_bytes(b"initrd")
     return store.finish(name, os_name="linux", builder="test", kernel=f"{name}.vmlinuz", initrd=f"{name}.initrd").sha256
@@ -206,11 +212,15 @@ def test_an_image_that_is_not_what_was_announced_is_not_installed(tmp_path: Path
 
 
 @needs_qemu_img
-def test_a_disk_that_points_at_another_file_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("trick", ["backing", "data-file"])
+def test_a_disk_that_points_at_another_file_is_refused(tmp_path: Path, trick: str) -> None:
     here, there = ImageStore(tmp_path / "here"), ImageStore(tmp_path / "there")
-    secret = tmp_path / "host-secret.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(secret), "16M"], check=True)
-    sha = golden(here, backing=secret)
-    with pytest.raises(transfer.TransferError, match="names a backing file"):
+    secret = tmp_path / "host-secret.raw"
+    secret.write_bytes(b"\0" * (1 << 20))
+    if trick == "backing":
+        sha = golden(here, backing=secret, backing_format="raw")
+    else:  # a qcow2 whose data lives in another file of the host (qemu-img create -o data_file=...)
+        sha = golden(here, options=f"data_file={secret},data_file_raw=on")
+    with pytest.raises(transfer.TransferError, match="names a backing or data file"):
         transfer.receive(there, "tiny", sha, stream_of(here, "tiny"))
     assert not there.exists("tiny")

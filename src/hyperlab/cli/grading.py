@@ -18,7 +18,7 @@ from rich.text import Text
 
 from hyperlab.cli.app import (ExitCode, InstanceOpt, LabArg, Session, app, check_instance, err, exit_with, host_errors,
                               deployable, out, output_file, reports_mistakes)
-from hyperlab.core.errors import LabError, UsageError, display_path, printable
+from hyperlab.core.errors import LabError, UsageError, printable
 from hyperlab.core.inventory import LoadedInventory, load_inventory
 from hyperlab.core.load import load_lab
 from hyperlab.core.model import check_uri
@@ -28,8 +28,7 @@ from hyperlab.grading import evidence
 from hyperlab.grading.document import RunDocument
 from hyperlab.grading.outcome import Status
 from hyperlab.grading.remote import live_domains_there
-from hyperlab.core.roster import hosts_problems, load_roster
-from hyperlab.grading.runner import grade as grade_class
+from hyperlab.grading.runner import grade_roster
 from hyperlab.grading.runner import run_checks
 from hyperlab.grading.target import Instance, Recorder
 from hyperlab.core.model import CHANNELS
@@ -131,15 +130,9 @@ def grade(lab: Annotated[str | None, typer.Argument(help="Lab id or lab.yaml pat
     output_folder(out_dir, "--out")
     _usable_key(key)
     loaded = deployable(load_lab(lab))
-    inventory = load_inventory(hosts) if hosts is not None else None
-    class_roster = load_roster(roster)  # the roster is known good before the --out folder is made
-    if inventory is not None and hosts is not None:
-        problems = hosts_problems(class_roster, display_path(roster), inventory.names, display_path(hosts))
-        if problems:
-            raise LabError(problems)
-    documents = grade_class(loaded, class_roster.entries, out_dir, jobs=jobs, key=str(key) if key else None,
-                            progress=lambda line: err.print(printable(line), markup=False), inventory=inventory,
-                            class_roster=class_roster.has_hosts)
+    # the roster and the hosts file are known good before the --out folder is made
+    documents = grade_roster(loaded, roster, hosts, out_dir, jobs=jobs, key=str(key) if key else None,
+                             progress=lambda line: err.print(printable(line), markup=False))
     out.print(f"gradebook for {len(documents)} student(s): {out_dir / 'grades.csv'}, {out_dir / 'junit.xml'}, "
               f"{out_dir / 'report.html'}; signed evidence in {out_dir / 'evidence'}/", markup=False)
 

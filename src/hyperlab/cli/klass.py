@@ -9,10 +9,14 @@ placed / up / ready / checked; 1 some are not (the table says why); 2 a user mis
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -32,6 +36,7 @@ from hyperlab.core.variables import parse_overrides
 from hyperlab.grading.remote import check_on_hosts
 from hyperlab.grading.runner import run_checks, summary
 from hyperlab.host.files import write_atomic
+from hyperlab.grading.evidence import EvidenceError
 from hyperlab.images import transfer
 from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.ops.classrun import class_down, class_status, class_up, hello_here
@@ -39,6 +44,7 @@ from hyperlab.remote.bundle import BundleError, make_bundle, receive
 from hyperlab.remote.classwork import ClassResult
 from hyperlab.remote.reach import ClassHost, HostDown
 
+F = TypeVar("F", bound=Callable[..., Any])
 class_app = typer.Typer(no_args_is_help=True, help="A class over several hosts: plan, up, status, check, down.")
 host_app = typer.Typer(no_args_is_help=True, hidden=True,
                        help="What a class host answers; hyperlab runs these over SSH, not people.")
@@ -52,7 +58,10 @@ HostsOpt = Annotated[Path, typer.Option("--hosts", help="The class's hosts file 
 
 
 def _inputs(lab: str, roster_path: Path, hosts_path: Path) -> tuple[LoadedLab, Roster, LoadedInventory]:
-    """The lab, roster and hosts file, each checked, and checked against each other."""
+    """The lab, roster and hosts file, each checked, and checked against each other; and an SSH client
+    to reach the hosts with."""
+    if shutil.which("ssh") is None:
+        raise UsageError("no ssh client on this machine: apt-get install openssh-client")
     loaded = deployable(load_lab(lab))
     inventory = load_inventory(hosts_path)
     roster = load_roster(roster_path)
@@ -68,6 +77,10 @@ def _inputs(lab: str, roster_path: Path, hosts_path: Path) -> tuple[LoadedLab, R
 def _offers(inventory: LoadedInventory) -> list[HostOffer]:
     """Each host's offer: from the hosts file, or (for what it leaves out) from the host's own
     `lab doctor --json`. A host that cannot say is offered as nothing, with a line saying why."""
+    asks = [n for n in inventory.names if None in (inventory.host(n).memory, inventory.host(n).cpus, inventory.host(n).disk)]
+    if asks and shutil.which("ssh") is None:
+        raise UsageError(f"{', '.join(asks)} must be asked what they offer, and this machine has no ssh client: "
+                         "apt-get install openssh-client (or give memory, cpus and disk in the hosts file)")
 
     def offer(name: str) -> HostOffer:
         spec = inventory.host(name)
@@ -78,7 +91,7 @@ def _offers(inventory: LoadedInventory) -> list[HostOffer]:
             except HostDown as exc:
                 err.print(f"{name}: its memory, CPUs or disk are not in the hosts file and it cannot say: {exc}; "
                           "it takes no students", markup=False)
-                return HostOffer(name, 0, 1, 0, 0, tuple(spec.labels))
+                return HostOffer(name, 0, 1, 0, 0, tuple(spec.labels), unknown=str(exc))
             memory, cpus, disk = memory or facts.memory, cpus or facts.cpus, disk or facts.disk
         reserve = spec.reserve if spec.reserve is not None else default_reserve(memory)
         return HostOffer(name, memory, cpus, disk, reserve, tuple(spec.labels))
@@ -140,6 +153,9 @@ def plan(lab: LabArg, roster: RosterOpt, hosts: HostsOpt, as_json: JsonOpt = Fal
     column. Students placed before keep their host; a student who fits nowhere is refused with the
     shortfall. Exit 1 when a student is refused."""
     loaded, class_roster, inventory = _inputs(lab, roster, hosts)
+    if not dry_run and not (os.access(roster, os.W_OK) and os.access(roster.parent, os.W_OK)):
+        raise UsageError(f"--roster {printable(str(roster))}: cannot write the host column into it (no write permission "
+                         "on the file or its folder); use --dry-run to only see the plan")
     placements = place(_offers(inventory), Demand.of(lab_needs(loaded)),
                        [(e.student, e.host) for e in class_roster.entries])
     new = {p.student: p.host for p in placements if p.host is not None and not p.kept}
@@ -258,41 +274,52 @@ def check(lab: LabArg, roster: RosterOpt, hosts: HostsOpt, as_json: JsonOpt = Fa
 # ------------------------------------------------------------------------------- the host's side
 
 
+def host_side(func: F) -> F:
+    """What fails on the host's side (no room, no permission: the `ssh:` user is not root) is one
+    line on stderr and exit 1; the instructor's hyperlab shows that line."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (BundleError, ImageError, EvidenceError) as exc:
+            err.print(f"error: {printable(str(exc))}", markup=False)
+        except OSError as exc:
+            err.print(f"error: {printable(exc.strerror or str(exc))}: {printable(str(exc.filename or ''))} (is the ssh user "
+                      "root on this host?)", markup=False)
+        raise exit_with(ExitCode.FAILED)
+
+    return wrapper  # type: ignore[return-value]
+
+
 @host_app.command("hello")
+@host_side
 def host_hello() -> None:
     """This host's hyperlab (version and code), and the lab bundles and golden images it holds."""
     print(json.dumps(hello_here(ImageStore()).to_json()))
 
 
 @host_app.command("receive-lab")
+@host_side
 def host_receive_lab(bundle: Annotated[str, typer.Argument(help="The bundle's content hash.")]) -> None:
     """Keep the lab bundle on stdin (a tar) under its hash, once it hashes to it."""
-    try:
-        print(receive(bundle, sys.stdin.buffer))
-    except BundleError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise exit_with(ExitCode.FAILED) from None
+    print(receive(bundle, sys.stdin.buffer))
 
 
 @host_app.command("receive-image")
+@host_side
 def host_receive_image(name: str, sha256: str) -> None:
     """Install the golden image on stdin (a tar: manifest, disk, kernel, initrd) once it checks out."""
-    try:
-        transfer.receive(ImageStore(), name, sha256, sys.stdin.buffer)
-    except ImageError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise exit_with(ExitCode.FAILED) from None
+    transfer.receive(ImageStore(), name, sha256, sys.stdin.buffer)
 
 
 @host_app.command("check")
 @reports_mistakes
-def host_check(lab: LabArg, instance: Annotated[str, typer.Option("--instance")],
-               student: Annotated[str, typer.Option("--student")]) -> None:
+@host_side
+def host_check(lab: LabArg, instance: Annotated[str, typer.Option("--instance")]) -> None:
     """Run the lab's checkers against one instance here; print the run document (JSON)."""
     instance = check_instance(instance)
-    if not student or len(student) > 200:
-        raise UsageError("--student: a name of 1 to 200 characters")
     loaded = deployable(load_lab(lab))
     with tempfile.TemporaryDirectory(prefix="hyperlab-class-check-") as scratch:
-        document = run_checks(loaded, instance, Path(scratch) / "evidence.json", student=student)
+        document = run_checks(loaded, instance, Path(scratch) / "evidence.json")
     print(json.dumps(document.to_json(), ensure_ascii=False))

@@ -5,8 +5,8 @@
       hv1: {ssh: root@10.0.0.11, memory: 64GiB, cpus: 16, disk: 1TiB}
       hv2: {ssh: admin@hv2.school.example:2222, labels: [ssd], jobs: 4}
 
-A host's `memory`, `cpus` and `disk` (free for the image store and the instances) are read from the
-host itself (`lab doctor --json` over SSH) when the file leaves them out; where the file gives all
+A host's `memory`, `cpus` and `disk` (what the image store and the instances may use) are read from
+the host itself (`lab doctor --json` over SSH) when the file leaves them out; where the file gives all
 three, planning contacts no host. `reserve` is memory kept for the host itself (default: 10 %, at
 least 2 GiB). `jobs` bounds how many of its students a host works on at once. `lab` is the path
 of the `lab` command there when it is not on the login shell's PATH.
@@ -99,8 +99,9 @@ class HostSpec(BaseModel):
     ssh: Annotated[str, AfterValidator(_ssh)] = Field(description="[user@]host[:port] that SSH reaches the host as.")
     memory: Size | None = Field(default=None, description="Memory of the host (read from the host when left out).")
     cpus: int | None = Field(default=None, ge=1, le=4096, description="CPU threads (read from the host when left out).")
-    disk: Size | None = Field(default=None, description="Free disk for the image store and the instances "
-                                                        "(read from the host when left out).")
+    disk: Size | None = Field(default=None, description="Disk hyperlab may use for the image store and the instances "
+                                                        "(read from the host when left out: what they hold plus "
+                                                        "what is free).")
     reserve: Size | None = Field(default=None, description="Memory kept for the host itself (default 10 %, at least 2GiB).")
     jobs: int = Field(default=DEFAULT_JOBS, ge=1, le=32, description="Students worked on at once on this host.")
     labels: list[Annotated[str, AfterValidator(_label)]] = Field(default_factory=list, max_length=32,

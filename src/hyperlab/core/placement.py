@@ -3,8 +3,8 @@
 Each student's whole instance goes to one host: its networks are the host's own, so an instance
 is never split. A host takes a student only while the instance's memory (guests and QEMU) fits
 in what the host keeps free after its `reserve`, and its disk (overlays with their checkpoints)
-fits beside the lab's images. Among the hosts that fit, the one with the most memory left after
-placing (80 %) and the fewest virtual CPUs per CPU (20 %) wins, as Ludus scores its nodes: the class
+fits beside the lab's images. Among the hosts that fit, the one that keeps the largest share of its
+memory free after placing (80 %) and the fewest virtual CPUs per CPU (20 %) wins, as Ludus scores its nodes: the class
 spreads, so students' guests share CPUs with as few others as possible. Ties go to the host
 listed first.
 
@@ -36,6 +36,7 @@ class HostOffer:
     disk: int
     reserve: int
     labels: tuple[str, ...] = ()
+    unknown: str | None = None  # why the host could not say what it offers: it takes nobody
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class _Load:
         return self.offer.disk - demand.base_disk - self.disk
 
     def fits(self, demand: Demand) -> bool:
-        return self.memory_left() >= demand.memory and self.disk_left(demand) >= demand.disk
+        return (self.offer.unknown is None and self.memory_left() >= demand.memory
+                and self.disk_left(demand) >= demand.disk)
 
     def score(self, demand: Demand) -> float:
         usable = max(1, self.offer.memory - self.offer.reserve)
@@ -110,6 +112,9 @@ def place(hosts: Sequence[HostOffer], demand: Demand, students: Sequence[tuple[s
         if load is None:
             result[i] = Placement(student, None, f"placed on {previous} before, which the hosts file no longer lists; "
                                                  f"list {previous} again, or empty the student's host cell to place them anew")
+        elif load.offer.unknown is not None:
+            result[i] = Placement(student, None, f"placed on {previous} before, which cannot say what it offers now "
+                                                 f"({load.offer.unknown}); it keeps its host in the roster")
         elif not load.fits(demand):
             result[i] = Placement(student, None, f"placed on {previous} before, which has no room for them now "
                                                  f"({_shortfall(load, demand)}); give {previous} more, or empty the "

@@ -112,5 +112,5 @@ class RunDocument:
                 host=str(data.get("host") or ""), tool=str(data.get("tool") or "hyperlab"),
                 class_host=str(data.get("class_host") or ""),
                 signature={str(k): str(v) for k, v in signature.items()} if isinstance(signature, dict) else None)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DocumentError(f"a run's result with a malformed field: {type(exc).__name__}: {exc}") from None

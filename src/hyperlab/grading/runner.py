@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hyperlab.core.errors import LabError, UsageError
+from hyperlab.core.errors import LabError, UsageError, display_path, printable
 from hyperlab.core.fanout import fan_out
 from hyperlab.core.load import LoadedLab, load_lab
 from hyperlab.core.paths import output_folder
@@ -25,7 +25,7 @@ from hyperlab.grading.document import RunDocument, now_utc
 from hyperlab.grading.remote import check_on_hosts
 from hyperlab.grading.gradebook import grades_csv, junit_xml, report_html, total_cell
 from hyperlab.core.inventory import LoadedInventory, load_inventory
-from hyperlab.core.roster import Entry, load_roster
+from hyperlab.core.roster import Entry, hosts_problems, load_roster
 from hyperlab.core.model import DEFAULT_URI
 from hyperlab.host.files import write_atomic
 from hyperlab.remote.bundle import make_bundle
@@ -115,6 +115,24 @@ def grade(loaded: LoadedLab, entries: list[Entry], out: Path, *, jobs: int = 4, 
     return ordered
 
 
+def grade_roster(loaded: LoadedLab, roster_path: Path, hosts_path: Path | None, out: Path, *, jobs: int = 4,
+                 key: str | None = None, progress: Callable[[str], None] = lambda _line: None) -> list[RunDocument]:
+    """`lab grade --roster FILE [--hosts FILE]` and `pytest --roster FILE [--hosts-file FILE]`: the roster
+    and the hosts file are read and checked against each other before anything is made or contacted."""
+    roster = load_roster(roster_path)
+    inventory = None
+    if hosts_path is not None:
+        inventory = load_inventory(hosts_path)
+        if not roster.has_hosts:
+            raise UsageError(f"{display_path(roster_path)} has no host column, so the hosts file places nobody; "
+                             "`lab class plan` writes it (or leave the hosts file out)")
+        problems = hosts_problems(roster, display_path(roster_path), inventory.names, display_path(hosts_path))
+        if problems:
+            raise LabError(problems)
+    return grade(loaded, roster.entries, out, jobs=jobs, key=key, progress=progress, inventory=inventory,
+                 class_roster=roster.has_hosts)
+
+
 def summary(document: RunDocument) -> str:
     counts = document.counts()
     text = f"{total_cell(document)}/{document.max} (" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ")"
@@ -135,12 +153,11 @@ def grade_from_pytest(config: Any) -> int:
     lab_id, root = labs.pop()
     try:
         loaded = load_lab(lab_id, root)
-        roster = load_roster(Path(config.getoption("hl_roster")))
         hosts = config.getoption("hl_hosts")
-        inventory = load_inventory(Path(hosts)) if hosts else None
         out = Path(config.getoption("hl_out"))
-        grade(loaded, roster.entries, out, jobs=config.getoption("hl_jobs"), key=config.getoption("hl_key"),
-              progress=lambda line: print(line, flush=True), inventory=inventory, class_roster=roster.has_hosts)
+        grade_roster(loaded, Path(config.getoption("hl_roster")), Path(hosts) if hosts else None, out,
+                     jobs=config.getoption("hl_jobs"), key=config.getoption("hl_key"),
+                     progress=lambda line: print(printable(line), flush=True))
     except LabError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

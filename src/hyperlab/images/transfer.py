@@ -3,7 +3,8 @@ then the qcow2 and the kernel and initrd the manifest names.
 
 The receiver checks before it installs: the manifest is for the image it was sent as, its sha256 is
 the one the sender announced, every file is one the manifest names, the qcow2 hashes to the manifest's
-sha256 and has no backing file of its own (a qcow2 can point QEMU at any file of the host). The
+sha256 and names no backing file and no external data file (a qcow2 can point QEMU at any file of
+the host, /dev/sda included). The
 files become the store's only under the image's lock, manifest last, as a build would leave them.
 An image that is an overlay of another (`backing`) is not sent; the host builds it.
 """
@@ -111,9 +112,13 @@ def _unpack(name: str, sha256: str, stream: IO[bytes], scratch: Path) -> tuple[I
     if manifest is None or set(staged) != set(expected):
         missing = sorted(set(expected) - set(staged)) or ["its manifest"]
         raise TransferError(f"image {name}: the stream ended without {', '.join(missing)}")
-    info = json.loads(qemu_img("info", "--output=json", str(staged[f"{name}.qcow2"])))
-    if info.get("format") != "qcow2" or info.get("backing-filename"):
-        raise TransferError(f"image {name}: the disk is not a standalone qcow2 (it names a backing file)")
+    try:
+        info = json.loads(qemu_img("info", "-f", "qcow2", "--output=json", str(staged[f"{name}.qcow2"])))
+    except (ValueError, ImageError) as exc:
+        raise TransferError(f"image {name}: the disk is not a qcow2 ({str(exc)[:120]})") from None
+    data_file = ((info.get("format-specific") or {}).get("data") or {}).get("data-file")
+    if info.get("format") != "qcow2" or info.get("backing-filename") or data_file:
+        raise TransferError(f"image {name}: the disk is not a standalone qcow2 (it names a backing or data file)")
     return manifest, staged
 
 

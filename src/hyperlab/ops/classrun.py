@@ -26,7 +26,7 @@ from hyperlab.remote.classwork import ClassResult, Outcome, Progress, over_hosts
 from hyperlab.remote.protocol import Hello
 from hyperlab.remote.reach import ClassHost, HostDown
 
-UP_TIMEOUT = 3 * 3600  # one student's `lab up` on a loaded host, images already there
+UP_MARGIN = 3600  # one student's `lab up` may take its nodes' --timeout each, and its start state besides
 BUILD_TIMEOUT = 2 * 3600
 COPY_TIMEOUT = 3600
 QUICK_TIMEOUT = 600  # status, down
@@ -49,11 +49,15 @@ def hello_here(store: ImageStore) -> Hello:
 def images_for(loaded: LoadedLab, store: ImageStore) -> Callable[[ClassHost, Hello, Callable[[str], None]], None]:
     """The preparation of a host for `lab class up`: every golden image the lab needs, there once."""
     needed = lab_needs(loaded).images
-    copies = threading.Semaphore(1)  # one image stream at a time from this machine's disk
+    copies = threading.Semaphore(2)  # image streams from this machine's disk at once: one slow host holds up no more
 
     def prepare(host: ClassHost, hello: Hello, say: Callable[[str], None]) -> None:
         for name in needed:
             if name in hello.images:
+                here = transfer.sendable(store, name)
+                if here is not None and here.sha256 != hello.images[name]:
+                    say(f"image {name} there is another build than this machine's ({hello.images[name][:12]}, here "
+                        f"{here.sha256[:12]}); its own is used")
                 continue
             manifest = transfer.sendable(store, name)
             if manifest is not None:
@@ -109,9 +113,10 @@ def class_up(loaded: LoadedLab, entries: Sequence[Entry], inventory: LoadedInven
              *, accel: str = "auto", variables: Sequence[str] = (), timeout: float = 900,
              progress: Progress = lambda _h, _t: None) -> ClassResult:
     extra = ["--accel", accel, "--timeout", f"{timeout:g}", *(arg for var in variables for arg in ("--var", var))]
+    up_timeout = UP_MARGIN + timeout * (len(lab_needs(loaded).nodes) + 1)
 
     def up(host: ClassHost, entry: Entry) -> Outcome:
-        reply = host.in_bundle(bundle, *_lab_args(bundle, "up", entry, *extra), timeout=UP_TIMEOUT)
+        reply = host.in_bundle(bundle, *_lab_args(bundle, "up", entry, *extra), timeout=up_timeout)
         if reply.exit_code == 0:
             return Outcome(entry.student, entry.instance, host.name, True, "up")
         return _failed(host, entry, "failed" if reply.reached else "host down", reply.why())

@@ -84,12 +84,31 @@ def _meminfo(field: str, meminfo: Path) -> int:
 
 
 def host_offer(store: ImageStore, facts: HostFacts | None = None) -> dict[str, int | str]:
-    """What this host offers a class (`lab doctor --json`'s `host`): its memory, CPU threads and the
-    free disk where the image store and the instances live (the smaller, when they are apart)."""
+    """What this host offers a class (`lab doctor --json`'s `host`): its memory, CPU threads, and the
+    disk hyperlab may use: what its image store and instances hold now plus what is free beside them
+    (the smaller, when they live on two filesystems). Counting what hyperlab holds keeps a plan made
+    after `lab class up` from charging the images and the students' overlays twice."""
     facts = facts or HostFacts()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return {"hyperlab": __version__, "memory": mem_total(), "cpus": cpus,
-            "disk": min(free_bytes(store.root), free_bytes(facts.instances_dir))}
+    store_fs, instances_fs = mount_point(store.root), mount_point(facts.instances_dir)
+    held_store, held_instances = bytes_below(store.root), bytes_below(facts.instances_dir)
+    if store_fs == instances_fs:
+        disk = free_bytes(store.root) + held_store + held_instances
+    else:
+        disk = min(free_bytes(store.root) + held_store, free_bytes(facts.instances_dir) + held_instances)
+    return {"hyperlab": __version__, "memory": mem_total(), "cpus": cpus, "disk": disk}
+
+
+def bytes_below(folder: Path) -> int:
+    """Disk blocks the files below `folder` take (0 when it does not exist)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
 
 
 def qemu_run_as(conf: Path = QEMU_CONF) -> tuple[str, str | None]:

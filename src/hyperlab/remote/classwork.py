@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hyperlab.core.errors import printable
 from hyperlab.core.fanout import fan_out
 from hyperlab.core.inventory import LoadedInventory
 from hyperlab.core.roster import Entry
@@ -23,6 +24,7 @@ from hyperlab.remote.protocol import Hello
 from hyperlab.remote.reach import ClassHost, HostDown
 
 Progress = Callable[[str, str], None]  # (host, what happened)
+MAX_HOSTS_AT_ONCE = 32  # each host's work holds a few pipes per student: a class of 100 hosts stays under the fd limit
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class Outcome:
     detail: str = ""
     seconds: float = 0.0
     document: dict[str, Any] | None = field(default=None, compare=False)  # what the host answered, when JSON
+
+    def __post_init__(self) -> None:
+        # state and detail quote what a host said: they reach a terminal and a table as one plain line
+        object.__setattr__(self, "state", printable(self.state)[:40])
+        object.__setattr__(self, "detail", printable(" ".join(self.detail.split()))[:500])
 
     def to_json(self) -> dict[str, Any]:
         return {"student": self.student, "instance": self.instance, "host": self.host, "ok": self.ok,
@@ -102,11 +109,12 @@ def over_hosts(entries: Sequence[Entry], inventory: LoadedInventory, bundle: Bun
             hello = host.ready(ours, bundle, say)
             if prepare is not None:
                 prepare(host, hello, say)
-        except HostDown as exc:
+        except Exception as exc:  # noqa: BLE001 - HostDown, or a host's odd answer: this host only
+            why = str(exc) if isinstance(exc, HostDown) else _said(exc)
             for i, entry in todo:
-                results[i] = Outcome(entry.student, entry.instance, name, False, "host down", str(exc))
-            say(f"not ready: {exc}")
-            return HostOutcome(name, False, str(exc), len(todo))
+                results[i] = Outcome(entry.student, entry.instance, name, False, "host down", why)
+            say(f"not ready: {why}")
+            return HostOutcome(name, False, why, len(todo))
         lock, done = threading.Lock(), []
 
         def one(item: tuple[int, Entry]) -> None:
@@ -116,6 +124,8 @@ def over_hosts(entries: Sequence[Entry], inventory: LoadedInventory, bundle: Bun
                 outcome = work(host, entry)
             except HostDown as exc:
                 outcome = Outcome(entry.student, entry.instance, name, False, "host down", str(exc))
+            except Exception as exc:  # noqa: BLE001 - a host's odd answer fails its student, never the class
+                outcome = Outcome(entry.student, entry.instance, name, False, "failed", _said(exc))
             outcome = replace(outcome, seconds=time.monotonic() - started)
             results[i] = outcome
             with lock:
@@ -128,5 +138,10 @@ def over_hosts(entries: Sequence[Entry], inventory: LoadedInventory, bundle: Bun
         failed = sum(not results[i].ok for i, _ in todo)
         return HostOutcome(name, True, f"{len(todo) - failed} of {len(todo)} {verb}", len(todo))
 
-    hosts = fan_out(one_host, list(by_host)) if by_host else []
+    hosts = fan_out(one_host, list(by_host), workers=MAX_HOSTS_AT_ONCE) if by_host else []
     return ClassResult([results[i] for i in range(len(entries))], hosts)
+
+
+def _said(exc: Exception) -> str:
+    """An unexpected failure as one printable line that names its kind."""
+    return printable(f"{type(exc).__name__}: {exc}".splitlines()[0][:300])

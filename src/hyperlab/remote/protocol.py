@@ -18,6 +18,8 @@ from typing import Any
 import hyperlab
 
 MAX_HELLO_BYTES = 1 << 20
+# what the package is made of (sources and their data); an editor's swap file or a stray log is not code
+CODE_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".js", ".css", ".S", ".ps1", ".sh", ".xml", ".txt", ".md", ".j2"}
 PACKAGE = Path(hyperlab.__file__).resolve().parent
 _IMAGE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
@@ -33,8 +35,8 @@ def fingerprint(package: Path = PACKAGE) -> str:
     """The code that runs: every file of the package (sources and their data), hashed. Two hosts
     with the same version string but other code (a checkout with changes) differ here."""
     h = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                       and p.suffix not in (".pyc", ".pyo")):
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in CODE_SUFFIXES
+                       and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(package).parts)):
         h.update(path.relative_to(package).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]

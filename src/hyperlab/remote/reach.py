@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperlab.core.errors import printable
 from hyperlab.core.inventory import LoadedInventory
-from hyperlab.remote.bundle import BUNDLES, Bundle, BundleError, check_hash, pack
+from hyperlab.remote.bundle import Bundle, BundleError, check_hash, pack
 from hyperlab.remote.protocol import Hello, ProtocolError
 from hyperlab.remote.ssh import Reply, Ssh
 
@@ -26,7 +27,11 @@ MAX_DOCUMENT_BYTES = 16 << 20
 
 
 class HostDown(Exception):
-    """A host that cannot be worked on: unreachable, another hyperlab, a lab that did not arrive."""
+    """A host that cannot be worked on: unreachable, another hyperlab, a lab that did not arrive.
+    Its message quotes what the host said, so it is made one printable line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(" ".join(message.split()))[:500])
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class ClassHost:
             data = json.loads(reply.stdout[:MAX_DOCUMENT_BYTES])
             host = data["host"]
             facts = HostFacts(int(host["memory"]), int(host["cpus"]), int(host["disk"]))
-        except (ValueError, KeyError, TypeError, RecursionError):
+        except (ValueError, KeyError, TypeError, RecursionError, OverflowError):
             raise HostDown(f"`lab doctor --json` there gave no host facts: {reply.why()}") from None
         if min(facts.memory, facts.cpus, facts.disk) <= 0:
             raise HostDown("`lab doctor --json` there gave facts that are not positive numbers")
@@ -115,13 +120,13 @@ def class_hosts(inventory: LoadedInventory, names: list[str] | None = None) -> d
     return {name: ClassHost(name, inventory) for name in (names if names is not None else inventory.names)}
 
 
-def bundle_root(lab_file: str) -> str | None:
-    """The bundle folder of a lab file a host reported (`BUNDLES/<hash>/labs/<id>/lab.yaml`), or None."""
-    path = Path(lab_file)
-    if len(path.parts) < 4 or path.parts[-3] != "labs" or path.name != "lab.yaml" or path.parents[3] != BUNDLES:
+def bundle_of(lab_file: str) -> str | None:
+    """The bundle hash of a lab file a host reported (`.../<hash>/labs/<id>/lab.yaml`), or None. The
+    folder above is the host's own (a symlinked /var/lib/hyperlab resolves elsewhere), the hash is ours."""
+    parts = Path(lab_file).parts
+    if len(parts) < 4 or parts[-3] != "labs" or parts[-1] != "lab.yaml":
         return None
     try:
-        check_hash(path.parents[2].name)
+        return check_hash(parts[-4])
     except BundleError:
         return None
-    return str(path.parents[2])

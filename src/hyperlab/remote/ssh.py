@@ -4,12 +4,16 @@ known_hosts and config apply, as they do for everything else they run on their h
 Never interactive (`BatchMode`): a host whose key is unknown or changed, or that wants a password,
 fails at once with ssh's own words instead of waiting for a prompt no one sees. A host that stops
 answering is noticed within `ServerAliveInterval * ServerAliveCountMax` seconds. The remote command
-is one shell line built with `shlex.join`, so every argument arrives as itself.
+is built with `shlex.join` and carried in base64 to the host's POSIX `sh`, so every argument arrives
+as itself whatever the login shell.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import shlex
+import signal
 import shutil
 import subprocess
 import threading
@@ -18,11 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from hyperlab.core.errors import printable
 from hyperlab.core.inventory import SshTarget
 
 CONNECT_TIMEOUT = 10
 ALIVE_INTERVAL, ALIVE_COUNT = 5, 3
 SSH_FAILED = 255  # ssh's own exit code when it, not the remote command, failed
+
+
+def remote_line(command: list[str]) -> str:
+    """The one line the host's login shell runs. `shlex.join` quotes for a POSIX shell, but the login
+    shell may be fish or csh, whose quoting differs: the command travels as base64 (letters, digits,
+    + / =) inside single quotes, which every shell keeps as they are, and POSIX sh runs it."""
+    encoded = base64.b64encode(shlex.join(command).encode()).decode()
+    return f"exec sh -c 'eval \"$(printf %s {encoded} | base64 -d)\"'"
 
 
 class SshMissing(Exception):
@@ -53,7 +66,7 @@ class Reply:
             return f"no answer within {self.seconds:.0f} s"
         lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
         last = lines[-1] if lines else f"exit code {self.exit_code}"
-        return ("ssh: " if self.exit_code == SSH_FAILED else "") + last
+        return printable(("ssh: " if self.exit_code == SSH_FAILED else "") + last)[:500]  # the host's words
 
 
 class Ssh:
@@ -77,7 +90,7 @@ class Ssh:
             argv += ["-p", str(self.target.port)]
         if self.target.user:
             argv += ["-l", self.target.user]
-        return [*argv, "--", self.target.host, shlex.join(command)]
+        return [*argv, "--", self.target.host, remote_line(command)]
 
     def run(self, command: list[str], *, timeout: float, stdin: bytes | IO[bytes] | None = None,
             cwd: str | None = None) -> Reply:
@@ -89,7 +102,7 @@ class Ssh:
             command = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", cwd, *command]
         started = time.monotonic()
         proc = subprocess.Popen(self.argv(command), stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         out, err = _Keep(proc.stdout, MAX_STDOUT), _Keep(proc.stderr, MAX_STDERR)
         feeder = threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True) if stdin is not None else None
         if feeder is not None:
@@ -97,16 +110,19 @@ class Ssh:
         try:
             code: int | None = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            # ssh and whatever it started here (a ProxyCommand); the command on the host runs on
+            # until its own end, and a rerun of the class command finds the instance busy or done
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             code = None
-        out.join()
-        err.join()
+        for reader in (out, err):  # a helper that kept the pipes open must not hold this machine
+            reader.join(timeout=DRAIN_SECONDS)
         return Reply(code, out.data(), err.data().decode("utf-8", "replace"), time.monotonic() - started)
 
 
 MAX_STDOUT = 32 << 20  # a run's result document is ~100 KiB; a host's images travel the other way
 MAX_STDERR = 1 << 20
+DRAIN_SECONDS = 10  # after ssh ended, for the last of its output
 
 
 class _Keep(threading.Thread):
