@@ -15,7 +15,7 @@ from hyperlab.core.load import load_lab
 from hyperlab.core.plan import HostFacts, plan
 from hyperlab.images.layers import LayerInUse, LayerStore, qcow2_backing
 from hyperlab.images.store import ImageStore
-from hyperlab.ops.prepare import on_layers, refusal
+from hyperlab.ops.prepare import images_of, on_layers, refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = {"debian-12": "a" * 64, "ticker": "b" * 64}
@@ -145,3 +145,12 @@ def test_a_record_that_lies_about_its_folder_is_not_believed(tmp_path: Path) -> 
     with pytest.raises(ValueError):
         LayerRecord(lab="lab", inputs=inputs(), inputs_hash="1" * 16, created="2026-12-03T00:00:00Z",
                     volumes=[{"node": "N1", "name": "../../etc/passwd", "bytes": 0, "backing": None}])
+
+
+def test_an_instance_is_made_of_its_nodes_images_and_its_nested_guests_images(tmp_path: Path) -> None:
+    """What `lab up` and `lab prepare` build or find before they choose cold or prepared: the layers'
+    inputs name every one of these (a fresh host has none of the nested guests' images yet)."""
+    facts = HostFacts(images_dir=tmp_path, instances_dir=tmp_path / "i")
+    for lab, images in (("chapter-1", {"debian-12", "tiny"}), ("chapter-2-linux", {"debian-12", "ticker"})):
+        loaded = load_lab(lab, ROOT)
+        assert images_of(loaded, plan(loaded, "x", facts)) == images

@@ -29,7 +29,7 @@ from hyperlab.images.layers import LayerSet, LayerStore
 from hyperlab.images.registry import ensure_images
 from hyperlab.ops import deploy
 from hyperlab.ops.checkpoints import reset_to
-from hyperlab.ops.prepare import choose, fresh_instance, prepare, refusal
+from hyperlab.ops.prepare import choose, fresh_instance, images_of, prepare, refusal
 from hyperlab.ops.solve import solve
 
 
@@ -56,8 +56,7 @@ def _prepare(loaded: LoadedLab, accel: str, overrides: dict[str, Value], timeout
     """The lab's layer set for these variables, built from its template instance unless it is up to date."""
     template = Session(loaded, TEMPLATE_INSTANCE, accel, deploying=True, template=True)
     with template.changing("prepare"):
-        ensure_images(template.store, {v.image for n in template.plan.nodes for v in n.volumes if v.image},
-                      template.progress)
+        ensure_images(template.store, images_of(template.loaded, template.plan), template.progress)
         return prepare(template.conn, template.loaded, template.plan, template.store, _layer_store(template),
                        overrides,
                        bring_up=lambda plan: deploy.up(template.conn, template.loaded, plan, timeout=timeout,
@@ -92,7 +91,7 @@ def up(lab: LabArg, instance: InstanceOpt = "default",
     session = Session(loaded, instance, accel, deploying=True)
     err.print(f"accel: {session.accel.accel} ({session.accel.reason})", markup=False)
     with session.changing("up"):
-        ensure_images(session.store, {v.image for n in session.plan.nodes for v in n.volumes if v.image}, session.progress)
+        ensure_images(session.store, images_of(session.loaded, session.plan), session.progress)
         layers = None
         if not cold:
             layers, why = choose(session.loaded, session.plan, session.store, _layer_store(session), overrides)

@@ -56,10 +56,16 @@ def scripts_of(loaded: LoadedLab) -> dict[str, bytes]:
     return found
 
 
-def inputs_for(loaded: LoadedLab, plan: Plan, store: ImageStore, variables: dict[str, Value]) -> LayerInputs:
+def images_of(loaded: LoadedLab, plan: Plan) -> set[str]:
+    """Every golden image an instance is made from: its nodes' disks and its nested guests' images.
+    `lab up` and `lab prepare` have them all in the store before they choose a path (the layers'
+    inputs name each one's checksum)."""
     images = {v.image for n in plan.nodes for v in n.volumes if v.image}
-    images |= {image for names in guest_images(loaded.lab, plan).values() for image in names}
-    return make_inputs(__version__, plan.topology_hash, {name: store.get(name).sha256 for name in images},
+    return images | {image for names in guest_images(loaded.lab, plan).values() for image in names}
+
+
+def inputs_for(loaded: LoadedLab, plan: Plan, store: ImageStore, variables: dict[str, Value]) -> LayerInputs:
+    return make_inputs(__version__, plan.topology_hash, {name: store.get(name).sha256 for name in images_of(loaded, plan)},
                        scripts_of(loaded), dict(variables))
 
 
