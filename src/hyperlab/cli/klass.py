@@ -23,11 +23,10 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperlab.cli.app import ExitCode, JsonOpt, LabArg, app, check_instance, deployable, err, exit_with, out, reports_mistakes
-from hyperlab.core.errors import LabError, Problem, UsageError, display_path, printable
+from hyperlab.core.errors import LabError, UsageError, display_path, printable
 from hyperlab.core.fanout import fan_out
 from hyperlab.core.inventory import LoadedInventory, default_reserve, load_inventory
 from hyperlab.core.load import LoadedLab, load_lab
-from hyperlab.core.model import DEFAULT_URI
 from hyperlab.core.needs import lab_needs
 from hyperlab.core.placement import Demand, HostOffer, capacity, place
 from hyperlab.core.roster import Roster, hosts_problems, load_roster, with_hosts
@@ -66,9 +65,6 @@ def _inputs(lab: str, roster_path: Path, hosts_path: Path) -> tuple[LoadedLab, R
     inventory = load_inventory(hosts_path)
     roster = load_roster(roster_path)
     problems = hosts_problems(roster, display_path(roster_path), inventory.names, display_path(hosts_path))
-    problems += [Problem(display_path(roster_path), e.line, 1, f"{e.student} has a uri; the students of a class are "
-                                                               "reached through their hosts: empty the uri cell")
-                 for e in roster.entries if not roster.has_hosts and e.uri != DEFAULT_URI]
     if problems:
         raise LabError(problems)
     return loaded, roster, inventory

@@ -214,11 +214,11 @@ def _row(cells: list[str]) -> str:
 
 
 def hosts_problems(roster: Roster, where: str, known: list[str], hosts_file: str) -> list[Problem]:
-    """Rows naming a host the class's hosts file does not list, or a uri (a class reaches its
-    students through their hosts): each a problem at its line."""
+    """Rows of a class's roster naming a host the class's hosts file does not list, or a uri (a class
+    reaches its students through their hosts): each a problem at its line."""
     problems = [Problem(where, e.line, 1, f"{e.student}: host {e.host} is not in {hosts_file} (hosts: {', '.join(known)})")
                 for e in roster.entries if e.host is not None and e.host not in known]
     problems += [Problem(where, e.line, 1, f"{e.student} has a uri; the students of a class are reached through their "
                                            "hosts: empty the uri cell")
-                 for e in roster.entries if roster.has_hosts and e.uri != DEFAULT_URI]
+                 for e in roster.entries if e.uri != DEFAULT_URI]
     return problems

@@ -18,10 +18,9 @@ from hyperlab.core.inventory import LoadedInventory
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.roster import Entry
 from hyperlab.grading.document import DocumentError, RunDocument
-from hyperlab.remote.bundle import Bundle, make_bundle
+from hyperlab.remote.bundle import BUNDLES, Bundle, make_bundle
 from hyperlab.remote.classwork import ClassResult, Outcome, Progress, over_hosts
 from hyperlab.remote.protocol import Hello
-from hyperlab.remote.bundle import BUNDLES
 from hyperlab.remote.reach import ClassHost, HostDown, bundle_of
 
 CHECK_TIMEOUT = 3600
@@ -37,14 +36,8 @@ def check_on_hosts(loaded: LoadedLab, entries: Sequence[Entry], inventory: Loade
         # the student's name stays here: the host needs none, and this machine writes it into the result
         reply = host.in_bundle(bundle, "class", "host", "check", bundle.lab_file, "--instance", entry.instance,
                                timeout=CHECK_TIMEOUT)
-        document = host.document(reply)
-        try:
-            run = RunDocument.from_json(document)
-        except DocumentError as exc:
-            raise HostDown(f"no result document from there: {exc}") from None
-        state = "checked" if run.checked else "could not check"
-        return Outcome(entry.student, entry.instance, host.name, True, state, f"{run.score:g}/{run.max}",
-                       document=document)
+        # believed or not by document_of, for every student in one place
+        return Outcome(entry.student, entry.instance, host.name, True, "answered", document=host.document(reply))
 
     result = over_hosts(entries, inventory, bundle, Hello.this_machine(), check, verb="checked", progress=progress)
     return result, [document_of(loaded, entry, outcome, bundle.hash) for entry, outcome in zip(entries, result.students)]

@@ -20,9 +20,9 @@ from hyperlab.core.load import LoadedLab
 from hyperlab.core.needs import lab_needs
 from hyperlab.core.roster import Entry
 from hyperlab.images import transfer
-from hyperlab.images.store import ImageStore
+from hyperlab.images.store import ImageError, ImageStore
 from hyperlab.remote.bundle import Bundle, present
-from hyperlab.remote.classwork import ClassResult, Outcome, Progress, over_hosts
+from hyperlab.remote.classwork import ClassResult, Outcome, Progress, Work, over_hosts
 from hyperlab.remote.protocol import Hello
 from hyperlab.remote.reach import ClassHost, HostDown
 
@@ -38,7 +38,7 @@ def hello_here(store: ImageStore) -> Hello:
     for name in store.names():
         try:
             images[name] = store.get(name).sha256
-        except Exception:  # a damaged manifest is an image this host does not have  # noqa: BLE001
+        except ImageError:  # a damaged manifest is an image this host does not have
             continue
     return Hello.here(present(), images, socket.gethostname())
 
@@ -79,20 +79,18 @@ def images_for(loaded: LoadedLab, store: ImageStore) -> Callable[[ClassHost, Hel
 
 def _copy(host: ClassHost, store: ImageStore, name: str, sha256: str) -> None:
     read, write = os.pipe()
-    failure: list[BaseException] = []
 
     def produce() -> None:
         try:
             with os.fdopen(write, "wb") as out:
                 transfer.send(store, name, out)
-        except (BrokenPipeError, OSError) as exc:  # the host hung up: its reply says why
-            failure.append(exc)
+        except OSError:  # the host hung up (a broken pipe): its reply says why
+            pass
 
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     with os.fdopen(read, "rb") as stream:
-        reply = host.ssh.run([host.command, "class", "host", "receive-image", name, sha256], timeout=COPY_TIMEOUT,
-                             stdin=stream)
+        reply = host.lab("class", "host", "receive-image", name, sha256, timeout=COPY_TIMEOUT, stdin=stream)
     producer.join()
     if reply.exit_code != 0:
         raise HostDown(f"image {name} did not arrive: {reply.why()}")
@@ -109,18 +107,22 @@ def _failed(host: ClassHost, entry: Entry, state: str, reply_why: str) -> Outcom
     return Outcome(entry.student, entry.instance, host.name, False, state, reply_why)
 
 
+def _each(bundle: Bundle, command: str, *extra: str, done: str, timeout: float) -> Work:
+    """`lab COMMAND LAB --instance I EXTRA` on each student's host; `done` when it exits 0."""
+    def work(host: ClassHost, entry: Entry) -> Outcome:
+        reply = host.in_bundle(bundle, *_lab_args(bundle, command, entry, *extra), timeout=timeout)
+        if reply.exit_code == 0:
+            return Outcome(entry.student, entry.instance, host.name, True, done)
+        return _failed(host, entry, "failed" if reply.reached else "host down", reply.why())
+
+    return work
+
+
 def class_up(loaded: LoadedLab, entries: Sequence[Entry], inventory: LoadedInventory, bundle: Bundle, store: ImageStore,
              *, accel: str = "auto", variables: Sequence[str] = (), timeout: float = 900,
              progress: Progress = lambda _h, _t: None) -> ClassResult:
     extra = ["--accel", accel, "--timeout", f"{timeout:g}", *(arg for var in variables for arg in ("--var", var))]
-    up_timeout = UP_MARGIN + timeout * (len(lab_needs(loaded).nodes) + 1)
-
-    def up(host: ClassHost, entry: Entry) -> Outcome:
-        reply = host.in_bundle(bundle, *_lab_args(bundle, "up", entry, *extra), timeout=up_timeout)
-        if reply.exit_code == 0:
-            return Outcome(entry.student, entry.instance, host.name, True, "up")
-        return _failed(host, entry, "failed" if reply.reached else "host down", reply.why())
-
+    up = _each(bundle, "up", *extra, done="up", timeout=UP_MARGIN + timeout * (len(lab_needs(loaded).nodes) + 1))
     return over_hosts(entries, inventory, bundle, Hello.this_machine(), up, verb="up", progress=progress,
                       prepare=images_for(loaded, store))
 
@@ -147,10 +149,5 @@ def class_status(entries: Sequence[Entry], inventory: LoadedInventory, bundle: B
 
 def class_down(entries: Sequence[Entry], inventory: LoadedInventory, bundle: Bundle,
                progress: Progress = lambda _h, _t: None) -> ClassResult:
-    def down(host: ClassHost, entry: Entry) -> Outcome:
-        reply = host.in_bundle(bundle, *_lab_args(bundle, "down", entry), timeout=QUICK_TIMEOUT)
-        if reply.exit_code == 0:
-            return Outcome(entry.student, entry.instance, host.name, True, "down")
-        return _failed(host, entry, "failed" if reply.reached else "host down", reply.why())
-
+    down = _each(bundle, "down", done="down", timeout=QUICK_TIMEOUT)
     return over_hosts(entries, inventory, bundle, Hello.this_machine(), down, verb="down", progress=progress)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hyperlab.core.errors import printable
 from hyperlab.core.inventory import LoadedInventory
@@ -48,12 +48,11 @@ class ClassHost:
         self.spec = spec
         self.ssh = Ssh(inventory.target(name), inventory.ssh_config)
         self.command = spec.lab or "lab"
-        self.hello_: Hello | None = None
 
     def __repr__(self) -> str:
         return f"ClassHost({self.name!r}, {self.ssh.target})"
 
-    def lab(self, *args: str, timeout: float, stdin: bytes | None = None, cwd: str | None = None) -> Reply:
+    def lab(self, *args: str, timeout: float, stdin: bytes | IO[bytes] | None = None, cwd: str | None = None) -> Reply:
         """`lab ARGS` on the host."""
         return self.ssh.run([self.command, *args], timeout=timeout, stdin=stdin, cwd=cwd)
 
@@ -69,10 +68,9 @@ class ClassHost:
             raise HostDown(f"`{self.command} class host hello` failed there: {reply.why()} (is hyperlab installed there? "
                            "set the host's lab: to its path)")
         try:
-            self.hello_ = Hello.from_bytes(reply.stdout)
+            return Hello.from_bytes(reply.stdout)
         except ProtocolError as exc:
             raise HostDown(str(exc)) from None
-        return self.hello_
 
     def ready(self, ours: Hello, bundle: Bundle, progress: Callable[[str], None]) -> Hello:
         """The host's hello once it runs our hyperlab and holds the bundle (sent when missing)."""
@@ -114,10 +112,6 @@ class ClassHost:
         if not isinstance(data, dict):
             raise HostDown("hyperlab there answered something that is not a JSON object")
         return data
-
-
-def class_hosts(inventory: LoadedInventory, names: list[str] | None = None) -> dict[str, ClassHost]:
-    return {name: ClassHost(name, inventory) for name in (names if names is not None else inventory.names)}
 
 
 def bundle_of(lab_file: str) -> str | None:

@@ -56,10 +56,6 @@ class Reply:
     def reached(self) -> bool:
         return self.exit_code not in (None, SSH_FAILED)
 
-    @property
-    def text(self) -> str:
-        return self.stdout.decode("utf-8", "replace")
-
     def why(self) -> str:
         """One line: the reason a command failed, for a table cell."""
         if self.exit_code is None:
