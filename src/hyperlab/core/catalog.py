@@ -8,8 +8,12 @@ Adding an image is one line here and its builder module (with `PHASES` and the f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+IMAGE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")  # a golden image's name (a file name in the store)
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a hex sha256: an image's checksum, a lab bundle's name
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hyperlab.core.catalog import SHA256
+
 TEMPLATE_INSTANCE = "template"  # the instance `lab prepare` builds; users cannot pick this name
 HASH_LENGTH = 16
 HASH_PATTERN = re.compile(r"[0-9a-f]{16}")
-SHA256 = re.compile(r"[0-9a-f]{64}")
 VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.qcow2")
 SECRET_NAMES = ("domain-admin", "dsrm")  # the instance's passwords (ops.secrets makes them)
 

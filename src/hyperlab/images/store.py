@@ -29,7 +29,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -39,11 +38,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hyperlab.core.catalog import IMAGES
+from hyperlab.core.catalog import IMAGE_NAME, IMAGES, SHA256
 from hyperlab.host.facts import images_root
 from hyperlab.host.files import write_atomic
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 READ_ONLY_MODE = 0o444
 
@@ -86,7 +84,7 @@ class ImageToolError(ImageError):
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
+    if not isinstance(name, str) or not IMAGE_NAME.fullmatch(name) or ".." in name:
         raise InvalidImageName(
             f"invalid image name {name!r}: use lower-case letters, digits, '.', '_' and '-' "
             "(starting with a letter or digit, at most 63 characters)"
@@ -134,7 +132,7 @@ class ImageManifest(BaseModel):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, v: str) -> str:
-        if not re.fullmatch(r"[0-9a-f]{64}", v):
+        if not SHA256.fullmatch(v):
             raise ValueError("sha256 must be 64 lower-case hex digits")
         return v
 
@@ -269,7 +267,7 @@ class ImageStore:
         found = []
         for p in self.root.glob("*.qcow2"):
             stem = p.name[: -len(".qcow2")]
-            if _NAME_RE.fullmatch(stem):
+            if IMAGE_NAME.fullmatch(stem):
                 found.append(stem)
         return sorted(found)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from hyperlab.core.catalog import SHA256
 from hyperlab.core.errors import UsageError, printable
 from hyperlab.core.load import LoadedLab
 from hyperlab.core.paths import inside
@@ -32,7 +33,6 @@ BUNDLES = Path("/var/lib/hyperlab/bundles")
 MAX_FILES = 2000
 MAX_BYTES = 64 << 20  # labs here are ~200 KiB with their checkers; images travel separately
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".git"}
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
 _PART_RE = re.compile(r"[A-Za-z0-9._+-]{1,100}")
 
 
@@ -56,7 +56,7 @@ class Bundle:
 
 
 def check_hash(value: str) -> str:
-    if not _HASH_RE.fullmatch(value):
+    if not SHA256.fullmatch(value):
         raise BundleError(f"{printable(value)[:80]!r} is not a bundle hash (64 lower-case hex digits)")
     return value
 
@@ -148,7 +148,7 @@ def present(root: Path = BUNDLES) -> list[str]:
     """The bundles this host keeps."""
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if _HASH_RE.fullmatch(p.name) and p.is_dir())
+    return sorted(p.name for p in root.iterdir() if SHA256.fullmatch(p.name) and p.is_dir())
 
 
 def receive(expected: str, stream: IO[bytes], root: Path = BUNDLES) -> Path:

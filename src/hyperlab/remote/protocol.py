@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import hyperlab
+from hyperlab.core.catalog import IMAGE_NAME, SHA256
 
 MAX_HELLO_BYTES = 1 << 20
 # what the package is made of (sources and their data); an editor's swap file or a stray log is not code
 CODE_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".js", ".css", ".S", ".ps1", ".sh", ".xml", ".txt", ".md", ".j2"}
 PACKAGE = Path(hyperlab.__file__).resolve().parent
-_IMAGE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
-_SHA_RE = re.compile(r"[0-9a-f]{64}")
 _VERSION_RE = re.compile(r"[A-Za-z0-9.+_-]{1,40}")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9._-]{1,253}")
 
@@ -85,9 +84,9 @@ class Hello:
             raise ProtocolError("not a hyperlab hello: no build fingerprint")
         if not (isinstance(hostname, str) and _HOSTNAME_RE.fullmatch(hostname)):
             raise ProtocolError("not a hyperlab hello: no host name")
-        if not (isinstance(bundles, list) and all(isinstance(b, str) and _SHA_RE.fullmatch(b) for b in bundles)):
+        if not (isinstance(bundles, list) and all(isinstance(b, str) and SHA256.fullmatch(b) for b in bundles)):
             raise ProtocolError("a hello whose bundles are not bundle hashes")
-        if not (isinstance(images, dict) and all(isinstance(k, str) and _IMAGE_RE.fullmatch(k) and isinstance(v, str)
-                                                 and _SHA_RE.fullmatch(v) for k, v in images.items())):
+        if not (isinstance(images, dict) and all(isinstance(k, str) and IMAGE_NAME.fullmatch(k) and isinstance(v, str)
+                                                 and SHA256.fullmatch(v) for k, v in images.items())):
             raise ProtocolError("a hello whose images are not image names with their sha256")
         return Hello(version, build, hostname, tuple(bundles), dict(images))
